@@ -1,0 +1,295 @@
+// Package proxycfg is the one contract between the control plane and the data
+// plane: the compiled configuration snapshot, the API key record, the Redis key
+// layout both sides use, and the key digest function.
+//
+// It imports the standard library only. The control plane imports it to compile
+// and publish; the proxy workers import it to load and run. Nothing else crosses.
+//
+// SchemaVersion history:
+//   - 1: tenants, upstreams (round_robin, weighted), APIs (key, jwt, none auth),
+//     plans (rate limit, quota), key records.
+package proxycfg
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is the version of the snapshot layout. A worker refuses a
+// snapshot whose Schema it does not know.
+const SchemaVersion = 1
+
+// Snapshot is the whole compiled configuration of the platform at one
+// generation. Workers swap it in atomically after Validate succeeds.
+type Snapshot struct {
+	// Schema is SchemaVersion at the time the control plane compiled it.
+	Schema int `json:"schema"`
+	// Generation increases by at least one with every committed change.
+	Generation int64 `json:"generation"`
+	// CompiledAt is when the control plane built the snapshot.
+	CompiledAt time.Time `json:"compiled_at"`
+	// Tenants are all active tenants, each with its own objects.
+	Tenants []Tenant `json:"tenants"`
+}
+
+// Tenant is one company's compiled configuration.
+type Tenant struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	// Domains are extra verified host names (custom domains) for this tenant.
+	// The tenant is always also served at <slug>.<proxy domain>.
+	Domains   []string   `json:"domains,omitempty"`
+	Upstreams []Upstream `json:"upstreams"`
+	APIs      []API      `json:"apis"`
+	Plans     []Plan     `json:"plans"`
+}
+
+// Balancing algorithms of an upstream.
+const (
+	AlgorithmRoundRobin = "round_robin"
+	AlgorithmWeighted   = "weighted"
+)
+
+// Upstream is a pool of backend targets that APIs send traffic to.
+type Upstream struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Algorithm   string      `json:"algorithm"`
+	Targets     []Target    `json:"targets"`
+	HealthCheck HealthCheck `json:"health_check"`
+}
+
+// Target is one backend address of an upstream.
+type Target struct {
+	// URL is scheme://host[:port][/path]; the scheme is http or https.
+	URL string `json:"url"`
+	// Weight is the relative share of traffic for weighted balancing (>= 1).
+	Weight int `json:"weight"`
+}
+
+// HealthCheck is the active health check of an upstream's targets. A zero
+// IntervalMS means no active check: every target is taken as healthy.
+type HealthCheck struct {
+	Path               string `json:"path,omitempty"`
+	IntervalMS         int    `json:"interval_ms,omitempty"`
+	TimeoutMS          int    `json:"timeout_ms,omitempty"`
+	HealthyThreshold   int    `json:"healthy_threshold,omitempty"`
+	UnhealthyThreshold int    `json:"unhealthy_threshold,omitempty"`
+	// ExpectedStatus is the status a healthy target answers; 0 means any 2xx or 3xx.
+	ExpectedStatus int `json:"expected_status,omitempty"`
+}
+
+// Authentication modes of an API.
+const (
+	AuthKey  = "key"
+	AuthJWT  = "jwt"
+	AuthNone = "none"
+)
+
+// API is a tenant's HTTP API, served under BasePath on the tenant's hosts.
+type API struct {
+	ID         string `json:"id"`
+	Slug       string `json:"slug"`
+	Name       string `json:"name"`
+	BasePath   string `json:"base_path"`
+	UpstreamID string `json:"upstream_id"`
+	Auth       string `json:"auth"`
+	// StripBasePath removes BasePath from the path before forwarding.
+	StripBasePath bool `json:"strip_base_path"`
+	// TimeoutMS bounds the whole upstream exchange; 0 means the worker default.
+	TimeoutMS int `json:"timeout_ms,omitempty"`
+}
+
+// Plan is a set of limits a key is issued under.
+type Plan struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	RateLimit RateLimit `json:"rate_limit"`
+	Quota     Quota     `json:"quota"`
+	// APIIDs are the APIs a key of this plan may call.
+	APIIDs []string `json:"api_ids"`
+}
+
+// RateLimit allows Requests per PerSeconds. Zero Requests means unlimited.
+type RateLimit struct {
+	Requests   int64 `json:"requests"`
+	PerSeconds int64 `json:"per_seconds"`
+}
+
+// Quota allows Requests per Period ("day" or "month"). Zero Requests means unlimited.
+type Quota struct {
+	Requests int64  `json:"requests"`
+	Period   string `json:"period,omitempty"`
+}
+
+// Key statuses.
+const (
+	KeyActive  = "active"
+	KeyRevoked = "revoked"
+)
+
+// KeyRecord is what a worker learns about an API key from Redis, looked up by
+// the key's digest. Keys are never in the snapshot.
+type KeyRecord struct {
+	ID         string `json:"id"`
+	TenantID   string `json:"tenant_id"`
+	ConsumerID string `json:"consumer_id"`
+	PlanID     string `json:"plan_id"`
+	Status     string `json:"status"`
+}
+
+// Digest is the HMAC-SHA256 of an API key under the server secret, hex encoded.
+// It is the only form in which keys are stored.
+func Digest(secret []byte, key string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(key))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Keys names the Redis keys and channels of the contract. Prefix separates
+// deployments (and tests) sharing one Redis; it is empty in production.
+type Keys struct {
+	Prefix string
+}
+
+// Current holds the generation (decimal) of the newest published snapshot.
+func (k Keys) Current() string { return k.Prefix + "tollgate:config:current" }
+
+// Snapshot holds the JSON of the snapshot of one generation.
+func (k Keys) Snapshot(gen int64) string {
+	return fmt.Sprintf("%stollgate:config:snapshot:%d", k.Prefix, gen)
+}
+
+// ConfigChannel carries the decimal generation of each newly published snapshot.
+func (k Keys) ConfigChannel() string { return k.Prefix + "tollgate:config:events" }
+
+// Key holds the JSON KeyRecord of the key with this digest.
+func (k Keys) Key(digest string) string { return k.Prefix + "tollgate:key:" + digest }
+
+// KeyChannel carries the digest of every key whose record changed (revoked,
+// deleted or re-planned); workers drop it from their caches.
+func (k Keys) KeyChannel() string { return k.Prefix + "tollgate:key:events" }
+
+// RateLimit is the Redis key holding the rate-limit state of one key (or
+// consumer) under one plan. The hash tag keeps it on one Cluster slot.
+func (k Keys) RateLimit(subject string) string {
+	return k.Prefix + "{tollgate:rl:" + subject + "}"
+}
+
+// Validate checks everything a worker relies on, so that a snapshot that
+// passes can be swapped in without further checks.
+func (s *Snapshot) Validate() error {
+	if s == nil {
+		return errors.New("nil snapshot")
+	}
+	if s.Schema != SchemaVersion {
+		return fmt.Errorf("schema %d not supported (want %d)", s.Schema, SchemaVersion)
+	}
+	if s.Generation <= 0 {
+		return fmt.Errorf("generation %d not positive", s.Generation)
+	}
+	slugs := map[string]bool{}
+	domains := map[string]bool{}
+	for i := range s.Tenants {
+		t := &s.Tenants[i]
+		if t.ID == "" || t.Slug == "" {
+			return fmt.Errorf("tenant %d: id and slug required", i)
+		}
+		if slugs[t.Slug] {
+			return fmt.Errorf("tenant %q: duplicate slug", t.Slug)
+		}
+		slugs[t.Slug] = true
+		for _, d := range t.Domains {
+			if d == "" || domains[d] {
+				return fmt.Errorf("tenant %q: empty or duplicate domain %q", t.Slug, d)
+			}
+			domains[d] = true
+		}
+		if err := t.validate(); err != nil {
+			return fmt.Errorf("tenant %q: %w", t.Slug, err)
+		}
+	}
+	return nil
+}
+
+func (t *Tenant) validate() error {
+	ups := map[string]bool{}
+	for _, u := range t.Upstreams {
+		if u.ID == "" || ups[u.ID] {
+			return fmt.Errorf("upstream %q: empty or duplicate id", u.ID)
+		}
+		ups[u.ID] = true
+		switch u.Algorithm {
+		case AlgorithmRoundRobin, AlgorithmWeighted:
+		default:
+			return fmt.Errorf("upstream %q: unknown algorithm %q", u.ID, u.Algorithm)
+		}
+		for _, tg := range u.Targets {
+			p, err := url.Parse(tg.URL)
+			if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return fmt.Errorf("upstream %q: bad target url %q", u.ID, tg.URL)
+			}
+			if tg.Weight < 1 {
+				return fmt.Errorf("upstream %q: target %q weight %d < 1", u.ID, tg.URL, tg.Weight)
+			}
+		}
+		hc := u.HealthCheck
+		if hc.IntervalMS < 0 || hc.TimeoutMS < 0 || hc.HealthyThreshold < 0 || hc.UnhealthyThreshold < 0 {
+			return fmt.Errorf("upstream %q: negative health check setting", u.ID)
+		}
+		if hc.IntervalMS > 0 && !strings.HasPrefix(hc.Path, "/") {
+			return fmt.Errorf("upstream %q: health check path %q must start with /", u.ID, hc.Path)
+		}
+	}
+	apis := map[string]bool{}
+	paths := map[string]bool{}
+	for _, a := range t.APIs {
+		if a.ID == "" || apis[a.ID] {
+			return fmt.Errorf("api %q: empty or duplicate id", a.ID)
+		}
+		apis[a.ID] = true
+		if !strings.HasPrefix(a.BasePath, "/") {
+			return fmt.Errorf("api %q: base path %q must start with /", a.ID, a.BasePath)
+		}
+		if paths[a.BasePath] {
+			return fmt.Errorf("api %q: duplicate base path %q", a.ID, a.BasePath)
+		}
+		paths[a.BasePath] = true
+		if !ups[a.UpstreamID] {
+			return fmt.Errorf("api %q: unknown upstream %q", a.ID, a.UpstreamID)
+		}
+		switch a.Auth {
+		case AuthKey, AuthJWT, AuthNone:
+		default:
+			return fmt.Errorf("api %q: unknown auth %q", a.ID, a.Auth)
+		}
+		if a.TimeoutMS < 0 {
+			return fmt.Errorf("api %q: negative timeout", a.ID)
+		}
+	}
+	plans := map[string]bool{}
+	for _, p := range t.Plans {
+		if p.ID == "" || plans[p.ID] {
+			return fmt.Errorf("plan %q: empty or duplicate id", p.ID)
+		}
+		plans[p.ID] = true
+		if p.RateLimit.Requests < 0 || (p.RateLimit.Requests > 0 && p.RateLimit.PerSeconds <= 0) {
+			return fmt.Errorf("plan %q: bad rate limit", p.ID)
+		}
+		if p.Quota.Requests < 0 {
+			return fmt.Errorf("plan %q: negative quota", p.ID)
+		}
+		for _, id := range p.APIIDs {
+			if !apis[id] {
+				return fmt.Errorf("plan %q: unknown api %q", p.ID, id)
+			}
+		}
+	}
+	return nil
+}

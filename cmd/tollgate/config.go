@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+)
+
+// config is the operator configuration of DESIGN.md, read from the environment.
+type config struct {
+	DatabaseURL    string
+	RedisURL       string
+	RedisPrefix    string
+	Secret         []byte
+	OperatorToken  string
+	ControlAddr    string
+	ProxyAddr      string
+	ProxyAdminAddr string
+	ProxyDomain    string
+	AllowPrivate   bool
+	LogLevel       slog.Level
+}
+
+const (
+	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/tollgate?sslmode=disable"
+	defaultRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// loadConfig reads the TOLLGATE_* variables. needSecret is false only for
+// commands that never digest keys or tokens.
+func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		DatabaseURL:    get("TOLLGATE_DATABASE_URL", defaultDatabaseURL),
+		RedisURL:       get("TOLLGATE_REDIS_URL", defaultRedisURL),
+		RedisPrefix:    get("TOLLGATE_REDIS_PREFIX", ""),
+		Secret:         []byte(getenv("TOLLGATE_SECRET")),
+		OperatorToken:  getenv("TOLLGATE_OPERATOR_TOKEN"),
+		ControlAddr:    get("TOLLGATE_CONTROL_ADDR", ":8080"),
+		ProxyAddr:      get("TOLLGATE_PROXY_ADDR", ":8000"),
+		ProxyAdminAddr: get("TOLLGATE_PROXY_ADMIN_ADDR", ":9000"),
+		ProxyDomain:    strings.ToLower(get("TOLLGATE_PROXY_DOMAIN", "localhost")),
+	}
+	if v := getenv("TOLLGATE_UPSTREAM_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("TOLLGATE_UPSTREAM_ALLOW_PRIVATE=%q: not a boolean", v)
+		}
+		c.AllowPrivate = b
+	}
+	if v := getenv("TOLLGATE_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("TOLLGATE_LOG_LEVEL=%q: %w", v, err)
+		}
+	}
+	if needSecret && len(c.Secret) < 16 {
+		return c, fmt.Errorf("TOLLGATE_SECRET must be set to at least 16 bytes (it keys API key digests); generate one with: openssl rand -hex 32")
+	}
+	return c, nil
+}
+
+func (c config) keys() proxycfg.Keys { return proxycfg.Keys{Prefix: c.RedisPrefix} }
+
+func (c config) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+}
+
+// newRedis opens a go-redis UniversalClient from a redis:// or rediss:// URL.
+// Several comma-separated host:port pairs in the URL's host make a Cluster client.
+func newRedis(rawURL string) (redis.UniversalClient, error) {
+	hosts := ""
+	if i := strings.Index(rawURL, "://"); i >= 0 {
+		rest := rawURL[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		if j := strings.IndexAny(rest, "/?"); j >= 0 {
+			rest = rest[:j]
+		}
+		hosts = rest
+	}
+	if strings.Contains(hosts, ",") {
+		addrs := strings.Split(hosts, ",")
+		single := strings.Replace(rawURL, hosts, addrs[0], 1)
+		o, err := redis.ParseURL(single)
+		if err != nil {
+			return nil, fmt.Errorf("parse TOLLGATE_REDIS_URL: %w", err)
+		}
+		return redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs: addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
+		}), nil
+	}
+	o, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse TOLLGATE_REDIS_URL: %w", err)
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password,
+		TLSConfig: o.TLSConfig, PoolSize: o.PoolSize,
+	}), nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/mgmtapi"
+	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/store"
+)
+
+// controlDeps are the open connections the control plane runs on.
+type controlDeps struct {
+	DB            *pgxpool.Pool
+	Redis         redis.UniversalClient
+	Keys          proxycfg.Keys
+	Secret        []byte
+	OperatorToken string
+	AllowPrivate  bool
+	Logger        *slog.Logger
+	PollInterval  time.Duration
+}
+
+// controlHandler is the control plane's HTTP surface: /v1 and a health probe.
+func controlHandler(d controlDeps) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", mgmtapi.New(mgmtapi.Options{
+		DB: d.DB, Secret: d.Secret, OperatorToken: d.OperatorToken,
+		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.DB.Ping(ctx); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "Tollgate control plane.\nManagement API: /v1/ (OpenAPI document at /v1/openapi.json)")
+	})
+	return mux
+}
+
+// serveControl runs the management API on ln and the config publisher until
+// ctx is cancelled, then shuts the server down gracefully.
+func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           controlHandler(d),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+	}
+	pub := publish.New(publish.Options{
+		DB: d.DB, Redis: d.Redis, Keys: d.Keys, Logger: d.Logger, PollInterval: d.PollInterval,
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := pub.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("publisher: %w", err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("control server: %w", err)
+			cancel()
+		}
+	}()
+	<-ctx.Done()
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer shutCancel()
+	_ = srv.Shutdown(shutCtx)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func cmdControl(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("control takes no arguments (configure it with TOLLGATE_* variables)")
+	}
+	cfg, err := loadConfig(getenv, true)
+	if err != nil {
+		return err
+	}
+	log := cfg.logger()
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rdb, err := newRedis(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ln, err := net.Listen("tcp", cfg.ControlAddr)
+	if err != nil {
+		return fmt.Errorf("listen on TOLLGATE_CONTROL_ADDR: %w", err)
+	}
+	log.Info("control plane listening", "addr", ln.Addr().String())
+	return serveControl(ctx, controlDeps{
+		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
+		AllowPrivate: cfg.AllowPrivate, Logger: log,
+	}, ln)
+}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/worker"
+	"github.com/tollgate/tollgate/services/store"
+)
+
+const (
+	defaultDevDatabaseURL = "postgres://postgres@127.0.0.1:5432/tollgate_dev?sslmode=disable"
+	devSecret             = "tollgate-dev-secret-not-for-production"
+)
+
+// devSeed is what the demo seed created, for printing.
+type devSeed struct {
+	AdminToken string
+	Key        string
+}
+
+// cmdDev runs the whole platform in one process with a throwaway database and
+// a seeded demo tenant. It prints what to open and a curl line that works.
+func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	targets := fs.String("targets", "", "comma-separated backend URLs for the demo upstream (default: two demo backends in this process)")
+	rate := fs.Int64("rate", 10, "requests per second allowed to the demo key")
+	envFile := fs.String("env-file", "", "write TOLLGATE_DEMO_KEY, TOLLGATE_DEMO_URL and TOLLGATE_ADMIN_TOKEN to this file when ready")
+	dbURL := fs.String("database", firstNonEmpty(getenv("TOLLGATE_DEV_DATABASE_URL"), defaultDevDatabaseURL),
+		"throwaway database for dev (dropped and created anew at every start)")
+	quiet := fs.Bool("quiet", false, "log warnings only")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// dev is for a laptop: secret, private upstreams and prefix have safe defaults.
+	env := func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		switch name {
+		case "TOLLGATE_SECRET":
+			return devSecret
+		case "TOLLGATE_UPSTREAM_ALLOW_PRIVATE":
+			return "true"
+		case "TOLLGATE_REDIS_PREFIX":
+			return "tollgate-dev:"
+		case "TOLLGATE_OPERATOR_TOKEN":
+			return "dev-operator-" + randomToken()[:16]
+		}
+		return ""
+	}
+	cfg, err := loadConfig(env, true)
+	if err != nil {
+		return err
+	}
+	cfg.DatabaseURL = *dbURL
+	if *quiet {
+		cfg.LogLevel = slog.LevelWarn
+	}
+	log := cfg.logger()
+
+	if err := ensureDatabase(ctx, cfg.DatabaseURL, true); err != nil {
+		return fmt.Errorf("%w\nIs Postgres running? ./deploy/local/services.sh starts it", err)
+	}
+	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rdb, err := newRedis(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := clearPrefix(ctx, rdb, cfg.RedisPrefix); err != nil {
+		return fmt.Errorf("%w\nIs Redis running? ./deploy/local/services.sh starts it", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	spawn := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	var targetURLs []string
+	if *targets != "" {
+		for _, t := range strings.Split(*targets, ",") {
+			targetURLs = append(targetURLs, strings.TrimSpace(t))
+		}
+	} else {
+		for _, name := range []string{"a", "b"} {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("demo backend: %w", err)
+			}
+			targetURLs = append(targetURLs, "http://"+ln.Addr().String())
+			spawn("demo backend "+name, func() error { return serveHTTP(ctx, ln, demoBackend(name)) })
+		}
+	}
+
+	deps := controlDeps{
+		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
+		AllowPrivate: cfg.AllowPrivate, Logger: log, PollInterval: time.Second,
+	}
+	controlLn, err := net.Listen("tcp", cfg.ControlAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (TOLLGATE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
+	}
+	trafficLn, err := net.Listen("tcp", cfg.ProxyAddr)
+	if err != nil {
+		controlLn.Close()
+		return fmt.Errorf("listen on %s (TOLLGATE_PROXY_ADDR): %w", cfg.ProxyAddr, err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.ProxyAdminAddr)
+	if err != nil {
+		controlLn.Close()
+		trafficLn.Close()
+		return fmt.Errorf("listen on %s (TOLLGATE_PROXY_ADMIN_ADDR): %w", cfg.ProxyAdminAddr, err)
+	}
+	seed, err := seedDemo(apiClient{h: controlHandler(deps), token: cfg.OperatorToken}, targetURLs, *rate)
+	if err != nil {
+		controlLn.Close()
+		trafficLn.Close()
+		adminLn.Close()
+		return fmt.Errorf("seed demo tenant: %w", err)
+	}
+	spawn("control", func() error { return serveControl(ctx, deps, controlLn) })
+	w, err := worker.New(worker.Options{
+		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, Domain: cfg.ProxyDomain,
+		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	spawn("proxy", func() error { return w.Serve(ctx, trafficLn, adminLn) })
+
+	proxyPort := portOf(trafficLn.Addr())
+	demoURL := fmt.Sprintf("http://demo.%s:%s/demo/", cfg.ProxyDomain, proxyPort)
+	if err := waitDemo(ctx, trafficLn.Addr().String(), "demo."+cfg.ProxyDomain, seed.Key); err != nil {
+		return errors.Join(err, <-errs)
+	}
+	controlURL := "http://localhost:" + portOf(controlLn.Addr())
+	fmt.Fprintf(stdout, `
+Tollgate is running (dev mode: throwaway database %s, Redis prefix %q).
+
+  Management API   %s/v1/   (OpenAPI: %s/v1/openapi.json)
+  Proxy            %s  (tenant "demo", API /demo, key auth, %d requests/s)
+  Proxy admin      http://localhost:%s/readyz
+  Demo backends    %s
+
+  Operator token   %s
+  Demo admin token %s
+  Demo API key     %s
+
+Try it:
+  curl -i -H 'X-API-Key: %s' %shello
+  (if your resolver does not map *.localhost to 127.0.0.1:
+  curl -i -H 'Host: demo.%s' -H 'X-API-Key: %s' http://127.0.0.1:%s/demo/hello)
+
+  curl -H 'Authorization: Bearer %s' %s/v1/apis
+
+Stop with Ctrl-C.
+`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()),
+		strings.Join(targetURLs, " "), cfg.OperatorToken, seed.AdminToken, seed.Key,
+		seed.Key, demoURL, cfg.ProxyDomain, seed.Key, proxyPort, seed.AdminToken, controlURL)
+	if *envFile != "" {
+		content := fmt.Sprintf("TOLLGATE_DEMO_KEY=%s\nTOLLGATE_DEMO_URL=%s\nTOLLGATE_ADMIN_TOKEN=%s\nTOLLGATE_DEMO_HOST=demo.%s\nTOLLGATE_PROXY_PORT=%s\n",
+			seed.Key, demoURL, seed.AdminToken, cfg.ProxyDomain, proxyPort)
+		if err := os.WriteFile(*envFile, []byte(content), 0o600); err != nil {
+			return fmt.Errorf("write env file: %w", err)
+		}
+	}
+	<-ctx.Done()
+	cancel()
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// seedDemo creates the demo tenant and its objects through the management API.
+func seedDemo(op apiClient, targets []string, rate int64) (devSeed, error) {
+	var t createdTenant
+	if err := op.do("POST", "/v1/tenants", map[string]string{"name": "Demo Inc.", "slug": "demo"}, &t); err != nil {
+		return devSeed{}, err
+	}
+	c := apiClient{h: op.h, token: t.AdminToken}
+	var tg []map[string]any
+	for _, u := range targets {
+		tg = append(tg, map[string]any{"url": u, "weight": 1})
+	}
+	var up, api, plan, consumer idOf
+	if err := c.do("POST", "/v1/upstreams", map[string]any{
+		"name": "demo-backends", "algorithm": "round_robin", "targets": tg,
+		"health_check": map[string]any{"path": "/healthz", "interval_ms": 2000, "timeout_ms": 1000,
+			"healthy_threshold": 1, "unhealthy_threshold": 2},
+	}, &up); err != nil {
+		return devSeed{}, err
+	}
+	if err := c.do("POST", "/v1/apis", map[string]any{
+		"name": "Demo API", "slug": "demo", "base_path": "/demo", "upstream_id": up.ID, "auth": "key",
+	}, &api); err != nil {
+		return devSeed{}, err
+	}
+	if err := c.do("POST", "/v1/plans", map[string]any{
+		"name": "Starter", "rate_limit": map[string]any{"requests": rate, "per_seconds": 1},
+		"api_ids": []string{api.ID},
+	}, &plan); err != nil {
+		return devSeed{}, err
+	}
+	if err := c.do("POST", "/v1/consumers", map[string]any{"name": "Demo consumer", "email": "dev@demo.example"}, &consumer); err != nil {
+		return devSeed{}, err
+	}
+	var key struct {
+		Key string `json:"key"`
+	}
+	if err := c.do("POST", "/v1/keys", map[string]any{"consumer_id": consumer.ID, "plan_id": plan.ID}, &key); err != nil {
+		return devSeed{}, err
+	}
+	return devSeed{AdminToken: t.AdminToken, Key: key.Key}, nil
+}
+
+// waitDemo polls the proxy until the demo key gets a 200, so the printed curl
+// line works the moment it is printed.
+func waitDemo(ctx context.Context, addr, host, key string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/demo/", nil)
+		req.Host = host
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("demo API did not answer 200 through the proxy within 20s (last: %s)", last)
+}
+
+// clearPrefix deletes every Redis key under prefix (dev's throwaway state).
+func clearPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	if prefix == "" {
+		return errors.New("refusing to clear Redis without a key prefix")
+	}
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	if len(batch) > 0 {
+		return rdb.Unlink(ctx, batch...).Err()
+	}
+	return nil
+}
+
+func portOf(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
+}
+
+func dbName(dsn string) string {
+	if i := strings.LastIndex(dsn, "/"); i >= 0 {
+		name := dsn[i+1:]
+		if j := strings.Index(name, "?"); j >= 0 {
+			name = name[:j]
+		}
+		return name
+	}
+	return dsn
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,233 @@
+// Package configsync keeps a worker's runtime in step with the snapshots the
+// control plane publishes to Redis. At start it loads the current snapshot;
+// then it follows the config channel and also polls, so that a missed
+// message costs at most one poll interval. A snapshot that cannot be read,
+// decoded, validated or built is rejected and the last good runtime keeps
+// serving.
+package configsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+)
+
+// DefaultPollInterval is the poll period when Options.PollInterval is 0.
+const DefaultPollInterval = time.Second
+
+// Options configure a Syncer that builds runtimes of type T.
+type Options[T any] struct {
+	// Redis holds the snapshots; required.
+	Redis redis.UniversalClient
+	// Keys names the Redis keys and the config channel.
+	Keys proxycfg.Keys
+	// Build compiles a snapshot into a runtime; an error rejects the
+	// snapshot. Required.
+	Build func(*proxycfg.Snapshot) (*T, error)
+	// Swapped, if set, runs after a new runtime went live (on the sync
+	// goroutine), for example to reconcile health checks.
+	Swapped func(old, cur *T)
+	// PollInterval is how often Current is polled; 0 means 1s.
+	PollInterval time.Duration
+	// Timeout bounds each Redis read; 0 means 5s.
+	Timeout time.Duration
+	// Logger receives rejections and errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Syncer holds the live runtime and keeps it current.
+type Syncer[T any] struct {
+	opts     Options[T]
+	cur      atomic.Pointer[T]
+	gen      atomic.Int64
+	rejected int64 // last rejected generation, logged once; sync goroutine only
+}
+
+// New makes a Syncer; call Run to start it.
+func New[T any](opts Options[T]) (*Syncer[T], error) {
+	if opts.Redis == nil || opts.Build == nil {
+		return nil, errors.New("configsync: Redis and Build are required")
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer[T]{opts: opts}, nil
+}
+
+// Load returns the live runtime, nil before the first good snapshot.
+func (s *Syncer[T]) Load() *T { return s.cur.Load() }
+
+// Generation is the generation of the live runtime (0 before the first).
+func (s *Syncer[T]) Generation() int64 { return s.gen.Load() }
+
+// Ready reports whether a good snapshot has been loaded.
+func (s *Syncer[T]) Ready() bool { return s.cur.Load() != nil }
+
+// Run syncs until ctx ends; it returns nil then. Redis errors are logged and
+// retried at the next message or poll.
+func (s *Syncer[T]) Run(ctx context.Context) error {
+	events := make(chan int64, 1)
+	subDone := make(chan struct{})
+	go func() {
+		defer close(subDone)
+		s.subscribe(ctx, events)
+	}()
+	defer func() { <-subDone }()
+
+	s.poll(ctx)
+	tick := time.NewTicker(s.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			s.poll(ctx)
+		case gen := <-events:
+			if gen <= 0 {
+				s.poll(ctx)
+			} else if gen > s.gen.Load() {
+				s.load(ctx, gen)
+			}
+		}
+	}
+}
+
+// subscribe forwards generations published on the config channel; 0 asks
+// for a poll (undecodable message or a resubscription after an outage).
+func (s *Syncer[T]) subscribe(ctx context.Context, events chan int64) {
+	ps := s.opts.Redis.Subscribe(ctx, s.opts.Keys.ConfigChannel())
+	defer ps.Close()
+	// Receive does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.opts.Logger.Warn("config channel receive failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		var gen int64
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			// Possibly a resubscription after messages were lost.
+		case *redis.Message:
+			gen, _ = strconv.ParseInt(strings.TrimSpace(m.Payload), 10, 64)
+		default:
+			continue
+		}
+		// Keep only the newest pending event.
+		select {
+		case events <- gen:
+		default:
+			select {
+			case <-events:
+			default:
+			}
+			select {
+			case events <- gen:
+			default:
+			}
+		}
+	}
+}
+
+func (s *Syncer[T]) poll(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	gen, err := s.opts.Redis.Get(rctx, s.opts.Keys.Current()).Int64()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+			s.opts.Logger.Warn("config poll failed", "err", err)
+		}
+		return
+	}
+	if gen > s.gen.Load() {
+		s.load(ctx, gen)
+	}
+}
+
+// load fetches, checks, builds and swaps in the snapshot of gen.
+func (s *Syncer[T]) load(ctx context.Context, gen int64) {
+	if gen == s.rejected {
+		return
+	}
+	rt, err := s.fetch(ctx, gen)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		var bad *rejectError
+		if errors.As(err, &bad) {
+			s.rejected = gen
+			s.opts.Logger.Error("config snapshot rejected; the last good one keeps serving",
+				"generation", gen, "serving", s.gen.Load(), "err", err)
+			return
+		}
+		s.opts.Logger.Warn("config snapshot not loaded", "generation", gen, "err", err)
+		return
+	}
+	old := s.cur.Swap(rt)
+	s.gen.Store(gen)
+	s.opts.Logger.Info("config snapshot live", "generation", gen)
+	if s.opts.Swapped != nil {
+		s.opts.Swapped(old, rt)
+	}
+}
+
+// rejectError marks a snapshot that is readable but bad; it is not retried.
+type rejectError struct{ err error }
+
+func (e *rejectError) Error() string { return e.err.Error() }
+func (e *rejectError) Unwrap() error { return e.err }
+
+func (s *Syncer[T]) fetch(ctx context.Context, gen int64) (*T, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	raw, err := s.opts.Redis.Get(rctx, s.opts.Keys.Snapshot(gen)).Bytes()
+	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("snapshot %d missing", gen)
+		}
+		return nil, fmt.Errorf("read snapshot %d: %w", gen, err)
+	}
+	var snap proxycfg.Snapshot
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		return nil, &rejectError{fmt.Errorf("decode snapshot %d: %w", gen, err)}
+	}
+	if snap.Generation != gen {
+		return nil, &rejectError{fmt.Errorf("snapshot under generation %d says generation %d", gen, snap.Generation)}
+	}
+	if err := snap.Validate(); err != nil {
+		return nil, &rejectError{fmt.Errorf("validate snapshot %d: %w", gen, err)}
+	}
+	rt, err := s.opts.Build(&snap)
+	if err != nil {
+		return nil, &rejectError{fmt.Errorf("build snapshot %d: %w", gen, err)}
+	}
+	return rt, nil
+}

@@ -1,0 +1,347 @@
+// Package keyauth resolves API keys to their records. Keys are digested with
+// the server secret (proxycfg.Digest), looked up in a bounded in-process
+// cache and, on a miss, in Redis (one request per digest at a time). Every
+// digest published on the key channel is dropped from the cache, which is
+// how a revoke reaches every worker within a second.
+package keyauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+)
+
+// Defaults of Options.
+const (
+	DefaultPositiveTTL = 60 * time.Second
+	DefaultNegativeTTL = 5 * time.Second
+	DefaultMaxEntries  = 1 << 20
+	DefaultTimeout     = 2 * time.Second
+)
+
+const shardCount = 64
+
+// ErrUnavailable is returned (wrapped) when a key is not cached and Redis
+// cannot be asked; the proxy answers 503, not 401.
+var ErrUnavailable = errors.New("key store unavailable")
+
+// Options configure a Store.
+type Options struct {
+	// Redis holds the key records; required.
+	Redis redis.UniversalClient
+	// Keys names the Redis keys and the key channel.
+	Keys proxycfg.Keys
+	// Secret is the server secret of the key digests; required.
+	Secret []byte
+	// PositiveTTL is how long a found, active record is cached; 0 means 60s.
+	PositiveTTL time.Duration
+	// NegativeTTL is how long an unknown or inactive key is cached; 0 means 5s.
+	NegativeTTL time.Duration
+	// MaxEntries bounds the cache; 0 means 1<<20.
+	MaxEntries int
+	// Timeout bounds one Redis lookup; 0 means 2s.
+	Timeout time.Duration
+	// Logger receives errors of the subscription; nil discards.
+	Logger *slog.Logger
+}
+
+// Digest is the raw HMAC-SHA256 of a key; its hex form is proxycfg.Digest.
+type Digest [sha256.Size]byte
+
+// String is the hex form used in Redis key names and on the key channel.
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+type entry struct {
+	rec     *proxycfg.KeyRecord // nil: negative entry
+	expires int64               // unix nanoseconds
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[Digest]entry
+}
+
+type call struct {
+	done chan struct{}
+	rec  *proxycfg.KeyRecord
+	err  error
+}
+
+type hasher struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// Store looks up key records. It is safe for concurrent use.
+type Store struct {
+	rdb      redis.UniversalClient
+	keys     proxycfg.Keys
+	posTTL   int64
+	negTTL   int64
+	perShard int
+	timeout  time.Duration
+	logger   *slog.Logger
+	hashers  sync.Pool
+
+	shards     [shardCount]shard
+	seq        atomic.Uint64 // bumped by every invalidation
+	subscribed atomic.Bool
+
+	flightMu sync.Mutex
+	flight   map[Digest]*call
+}
+
+// New makes a Store. Call Run to follow the key channel.
+func New(opts Options) (*Store, error) {
+	if opts.Redis == nil {
+		return nil, errors.New("keyauth: nil redis client")
+	}
+	if len(opts.Secret) == 0 {
+		return nil, errors.New("keyauth: empty secret")
+	}
+	s := &Store{
+		rdb:     opts.Redis,
+		keys:    opts.Keys,
+		posTTL:  int64(cmp(opts.PositiveTTL, DefaultPositiveTTL)),
+		negTTL:  int64(cmp(opts.NegativeTTL, DefaultNegativeTTL)),
+		timeout: cmp(opts.Timeout, DefaultTimeout),
+		logger:  opts.Logger,
+		flight:  map[Digest]*call{},
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	maxEntries := opts.MaxEntries
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	s.perShard = max(maxEntries/shardCount, 1)
+	secret := bytes.Clone(opts.Secret)
+	s.hashers.New = func() any { return &hasher{h: hmac.New(sha256.New, secret)} }
+	for i := range s.shards {
+		s.shards[i].m = map[Digest]entry{}
+	}
+	return s, nil
+}
+
+func cmp(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Digest computes the digest of key without allocating.
+func (s *Store) Digest(key []byte) Digest {
+	h := s.hashers.Get().(*hasher)
+	h.h.Reset()
+	h.h.Write(key)
+	h.h.Sum(h.sum[:0])
+	d := Digest(h.sum)
+	s.hashers.Put(h)
+	return d
+}
+
+// Lookup returns the active record of key, nil if the key is unknown or not
+// active, or an error wrapping ErrUnavailable if Redis cannot be asked.
+func (s *Store) Lookup(ctx context.Context, key []byte) (*proxycfg.KeyRecord, error) {
+	d := s.Digest(key)
+	sh := &s.shards[d[0]%shardCount]
+	now := time.Now().UnixNano()
+	sh.mu.RLock()
+	e, ok := sh.m[d]
+	sh.mu.RUnlock()
+	if ok && now < e.expires {
+		return e.rec, nil
+	}
+	return s.fetch(ctx, d)
+}
+
+// fetch asks Redis for d, sharing one request among concurrent callers.
+func (s *Store) fetch(ctx context.Context, d Digest) (*proxycfg.KeyRecord, error) {
+	s.flightMu.Lock()
+	c := s.flight[d]
+	if c == nil {
+		c = &call{done: make(chan struct{})}
+		s.flight[d] = c
+		s.flightMu.Unlock()
+		c.rec, c.err = s.load(d)
+		s.flightMu.Lock()
+		delete(s.flight, d)
+		s.flightMu.Unlock()
+		close(c.done)
+		return c.rec, c.err
+	}
+	s.flightMu.Unlock()
+	select {
+	case <-c.done:
+		return c.rec, c.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("key lookup: %w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+func (s *Store) load(d Digest) (*proxycfg.KeyRecord, error) {
+	seq := s.seq.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	hexDigest := d.String()
+	raw, err := s.rdb.Get(ctx, s.keys.Key(hexDigest)).Bytes()
+	var rec *proxycfg.KeyRecord
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return nil, fmt.Errorf("key lookup: %w: %w", ErrUnavailable, err)
+	default:
+		var r proxycfg.KeyRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			s.logger.Error("undecodable key record", "digest", hexDigest[:12], "err", err)
+		} else if r.Status == proxycfg.KeyActive {
+			rec = &r
+		}
+	}
+	ttl := s.negTTL
+	if rec != nil {
+		ttl = s.posTTL
+	}
+	s.store(d, entry{rec: rec, expires: time.Now().UnixNano() + ttl}, seq)
+	return rec, nil
+}
+
+// store caches e unless an invalidation happened since the lookup started
+// (the answer may predate it).
+func (s *Store) store(d Digest, e entry, seq uint64) {
+	sh := &s.shards[d[0]%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.seq.Load() != seq {
+		return
+	}
+	if _, ok := sh.m[d]; !ok && len(sh.m) >= s.perShard {
+		now := time.Now().UnixNano()
+		for k, v := range sh.m {
+			if v.expires <= now {
+				delete(sh.m, k)
+			}
+		}
+		for k := range sh.m {
+			if len(sh.m) < s.perShard {
+				break
+			}
+			delete(sh.m, k)
+		}
+	}
+	sh.m[d] = e
+}
+
+// Invalidate drops the digest (hex, as published on the key channel) from
+// the cache. An undecodable digest purges the whole cache, to be safe.
+func (s *Store) Invalidate(digestHex string) {
+	var d Digest
+	if n, err := hex.Decode(d[:], []byte(digestHex)); err != nil || n != len(d) {
+		s.Purge()
+		return
+	}
+	s.seq.Add(1)
+	sh := &s.shards[d[0]%shardCount]
+	sh.mu.Lock()
+	delete(sh.m, d)
+	sh.mu.Unlock()
+}
+
+// Purge drops every cached record.
+func (s *Store) Purge() {
+	s.seq.Add(1)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+}
+
+// Subscribed reports whether the key channel subscription is live, that is
+// whether revokes currently reach this worker.
+func (s *Store) Subscribed() bool { return s.subscribed.Load() }
+
+// Run follows the key channel until ctx ends, dropping every published digest
+// from the cache. After each (re)subscription it purges the cache, since
+// messages may have been missed while the subscription was down.
+func (s *Store) Run(ctx context.Context) error {
+	ps := s.rdb.Subscribe(ctx, s.keys.KeyChannel())
+	defer ps.Close()
+	// Receive does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	defer s.subscribed.Store(false)
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			s.subscribed.Store(false)
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.logger.Warn("key channel receive failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				s.Purge()
+				s.subscribed.Store(true)
+			}
+		case *redis.Message:
+			s.Invalidate(m.Payload)
+		}
+	}
+}
+
+// Credential extracts the API key of a request: the X-API-Key header, or
+// else the token of an "Authorization: Bearer" header. fromAuthorization
+// reports that the key came from Authorization (which then must not be
+// forwarded). The result aliases the inputs.
+func Credential(authorization, apiKey []byte) (key []byte, fromAuthorization bool) {
+	if k := bytes.TrimSpace(apiKey); len(k) > 0 {
+		return k, false
+	}
+	const bearer = "bearer "
+	a := bytes.TrimSpace(authorization)
+	if len(a) > len(bearer) && asciiEqualFold(a[:len(bearer)], bearer) {
+		if k := bytes.TrimSpace(a[len(bearer):]); len(k) > 0 {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+func asciiEqualFold(b []byte, lower string) bool {
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

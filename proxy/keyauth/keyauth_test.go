@@ -1,0 +1,198 @@
+package keyauth
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/internal/testredis"
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+)
+
+var secret = []byte("test-secret")
+
+func TestCredential(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, auth, apiKey, want string
+		inAuth                   bool
+	}{
+		{name: "bearer", auth: "Bearer k1", want: "k1", inAuth: true},
+		{name: "bearer lower case", auth: "bearer  k1 ", want: "k1", inAuth: true},
+		{name: "x-api-key", apiKey: "k2", want: "k2"},
+		{name: "x-api-key wins", auth: "Bearer user-token", apiKey: "k2", want: "k2"},
+		{name: "basic ignored", auth: "Basic abc"},
+		{name: "empty bearer", auth: "Bearer "},
+		{name: "none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, inAuth := Credential([]byte(tc.auth), []byte(tc.apiKey))
+			if string(k) != tc.want || inAuth != tc.inAuth {
+				t.Fatalf("Credential = %q, %v; want %q, %v", k, inAuth, tc.want, tc.inAuth)
+			}
+		})
+	}
+}
+
+func TestDigestMatchesContract(t *testing.T) {
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"", "tg_abc", "a much longer key with spaces and ünïcode"} {
+		if got, want := s.Digest([]byte(k)).String(), proxycfg.Digest(secret, k); got != want {
+			t.Fatalf("Digest(%q) = %s, want %s", k, got, want)
+		}
+	}
+	k := []byte("tg_abc")
+	if n := testing.AllocsPerRun(100, func() { s.Digest(k) }); n != 0 {
+		t.Fatalf("Digest allocates %v times", n)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	active := proxycfg.KeyRecord{ID: "k1", TenantID: "t1", PlanID: "p1", Status: proxycfg.KeyActive}
+	testredis.PutKey(t, rdb, keys, secret, "good", active)
+	testredis.PutKey(t, rdb, keys, secret, "revoked", proxycfg.KeyRecord{ID: "k2", Status: proxycfg.KeyRevoked})
+	tests := []struct {
+		name   string
+		key    string
+		wantID string
+	}{
+		{name: "active", key: "good", wantID: "k1"},
+		{name: "revoked", key: "revoked"},
+		{name: "unknown", key: "nope"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 2 { // miss, then cache hit
+				rec, err := s.Lookup(ctx, []byte(tc.key))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := idOf(rec); got != tc.wantID {
+					t.Fatalf("Lookup(%q) id = %q, want %q", tc.key, got, tc.wantID)
+				}
+			}
+		})
+	}
+
+	// A changed record is served from cache until invalidated.
+	testredis.PutKey(t, rdb, keys, secret, "good", proxycfg.KeyRecord{ID: "k1", Status: proxycfg.KeyRevoked})
+	if rec, _ := s.Lookup(ctx, []byte("good")); idOf(rec) != "k1" {
+		t.Fatal("cache entry lost before invalidation")
+	}
+	s.Invalidate(proxycfg.Digest(secret, "good"))
+	if rec, _ := s.Lookup(ctx, []byte("good")); rec != nil {
+		t.Fatalf("revoked key still resolves after invalidation: %+v", rec)
+	}
+}
+
+func TestSubscriptionInvalidates(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, s.Subscribed)
+
+	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyActive})
+	if rec, _ := s.Lookup(ctx, []byte("k")); rec == nil {
+		t.Fatal("active key not found")
+	}
+	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyRevoked})
+	testredis.AnnounceKey(t, rdb, keys, secret, "k")
+	waitFor(t, func() bool { rec, _ := s.Lookup(ctx, []byte("k")); return rec == nil })
+}
+
+func TestRedisDownIsUnavailable(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	s, err := New(Options{Redis: rdb, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Lookup(context.Background(), []byte("k"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret, MaxEntries: shardCount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		var d Digest
+		d[0], d[1] = byte(i), byte(i>>8)
+		s.store(d, entry{expires: time.Now().Add(time.Hour).UnixNano()}, s.seq.Load())
+	}
+	total := 0
+	for i := range s.shards {
+		total += len(s.shards[i].m)
+	}
+	if total > shardCount {
+		t.Fatalf("cache holds %d entries, bound %d", total, shardCount)
+	}
+}
+
+func idOf(r *proxycfg.KeyRecord) string {
+	if r == nil {
+		return ""
+	}
+	return r.ID
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func BenchmarkKeyCheckWarm(b *testing.B) {
+	rdb, keys := testredis.New(b)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	testredis.PutKey(b, rdb, keys, secret, "tg_live_0123456789abcdef0123456789", proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive})
+	key := []byte("tg_live_0123456789abcdef0123456789")
+	ctx := context.Background()
+	if rec, _ := s.Lookup(ctx, key); rec == nil {
+		b.Fatal("key not found")
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if rec, _ := s.Lookup(ctx, key); rec == nil {
+				b.Fatal("miss")
+			}
+		}
+	})
+}

@@ -1,0 +1,77 @@
+// Package problem renders the proxy's error answers as RFC 9457 problem
+// details (application/problem+json) with stable type URIs.
+//
+// The fixed problems are rendered once at start so that the hot path only
+// copies bytes; New renders a problem with a custom detail.
+package problem
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// ContentType is the media type of every body this package renders.
+const ContentType = "application/problem+json"
+
+// TypeBase prefixes every problem type URI; the code follows it.
+const TypeBase = "https://tollgate.dev/problems/"
+
+// Problem is one rendered problem detail. Body is the complete JSON document;
+// callers must not modify it.
+type Problem struct {
+	// Code is the stable, machine-readable name, the last segment of the type URI.
+	Code string
+	// Status is the HTTP status code.
+	Status int
+	// Title is the short, human-readable summary of the problem type.
+	Title string
+	// Detail explains this occurrence; it is safe to show to clients.
+	Detail string
+	// Body is the rendered problem+json document.
+	Body []byte
+}
+
+// The fixed problems of the proxy.
+var (
+	// Unauthorized: missing, unknown, revoked or foreign credentials.
+	Unauthorized = New("unauthorized", 401, "Unauthorized", "A valid API key is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
+	// Forbidden: a valid key whose plan does not include the API.
+	Forbidden = New("forbidden", 403, "Forbidden", "The API key's plan does not include this API.")
+	// NotFound: no tenant for the host or no API for the path.
+	NotFound = New("not-found", 404, "Not Found", "No API is served at this host and path.")
+	// RateLimited: the key's plan rate limit is exhausted.
+	RateLimited = New("rate-limited", 429, "Too Many Requests", "The rate limit of the API key's plan is exhausted; retry after the time given in Retry-After.")
+	// BadGateway: the upstream could not be reached or answered badly.
+	BadGateway = New("bad-gateway", 502, "Bad Gateway", "The upstream service could not be reached or sent an invalid response.")
+	// NoHealthyTarget: every target of the API's upstream is down.
+	NoHealthyTarget = New("no-healthy-target", 503, "Service Unavailable", "No healthy upstream target is available for this API.")
+	// Unavailable: the gateway itself cannot decide (not ready, Redis down on a cache miss).
+	Unavailable = New("unavailable", 503, "Service Unavailable", "The gateway is temporarily unable to serve this request; retry later.")
+	// GatewayTimeout: the upstream did not answer in time.
+	GatewayTimeout = New("gateway-timeout", 504, "Gateway Timeout", "The upstream service did not answer in time.")
+)
+
+type document struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code"`
+}
+
+// New renders a problem. Use it at start or on cold paths; the hot path uses
+// the package's pre-rendered problems.
+func New(code string, status int, title, detail string) *Problem {
+	b, err := json.Marshal(document{Type: TypeBase + code, Title: title, Status: status, Detail: detail, Code: code})
+	if err != nil {
+		// Marshalling strings and ints cannot fail.
+		panic(fmt.Sprintf("problem: render %q: %v", code, err))
+	}
+	return &Problem{Code: code, Status: status, Title: title, Detail: detail, Body: b}
+}
+
+// WithDetail returns a copy of p with another detail, for a cold path that
+// knows more than the fixed text (for example why a dial was refused).
+func (p *Problem) WithDetail(detail string) *Problem {
+	return New(p.Code, p.Status, p.Title, detail)
+}

@@ -1,0 +1,270 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/audit"
+	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/store"
+)
+
+// API limits.
+const (
+	MaxAPITimeoutMS = 300_000
+	maxBasePathLen  = 256
+)
+
+var (
+	slugRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	basePathRE = regexp.MustCompile(`^/[A-Za-z0-9._~\-/]*$`)
+)
+
+// APIInput is what a caller may set on an API.
+type APIInput struct {
+	Name string `json:"name"`
+	// Slug is a lowercase DNS label, unique in the tenant.
+	Slug string `json:"slug"`
+	// BasePath is the path prefix the API is served under, unique in the tenant.
+	BasePath   string `json:"base_path"`
+	UpstreamID string `json:"upstream_id"`
+	// Auth is key (default), jwt or none.
+	Auth string `json:"auth"`
+	// StripBasePath removes BasePath before forwarding; omitted means true.
+	StripBasePath *bool `json:"strip_base_path"`
+	// TimeoutMS bounds the upstream exchange; 0 means the proxy default.
+	TimeoutMS int `json:"timeout_ms"`
+}
+
+// API is a stored API.
+type API struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Slug          string    `json:"slug"`
+	BasePath      string    `json:"base_path"`
+	UpstreamID    string    `json:"upstream_id"`
+	Auth          string    `json:"auth"`
+	StripBasePath bool      `json:"strip_base_path"`
+	TimeoutMS     int       `json:"timeout_ms"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Input returns the settable fields of a.
+func (a API) Input() APIInput {
+	strip := a.StripBasePath
+	return APIInput{Name: a.Name, Slug: a.Slug, BasePath: a.BasePath, UpstreamID: a.UpstreamID,
+		Auth: a.Auth, StripBasePath: &strip, TimeoutMS: a.TimeoutMS}
+}
+
+// checkBasePath returns a user-facing reason to refuse p, or "".
+func checkBasePath(p string) string {
+	switch {
+	case p == "":
+		return "is required"
+	case !strings.HasPrefix(p, "/"):
+		return "must start with /"
+	case len(p) > maxBasePathLen:
+		return fmt.Sprintf("must be at most %d characters", maxBasePathLen)
+	case p != "/" && strings.HasSuffix(p, "/"):
+		return "must not end with / (except the root path /)"
+	case strings.Contains(p, "//"):
+		return "must not contain empty segments (//)"
+	case !basePathRE.MatchString(p):
+		return "may only contain letters, digits, '-', '.', '_', '~' and '/'"
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return "must not contain . or .. segments"
+		}
+	}
+	return ""
+}
+
+// normalizeAPI validates in, checks that the upstream is the tenant's and fills defaults.
+func normalizeAPI(ctx context.Context, q querier, tenantID string, in APIInput) (APIInput, error) {
+	v := &fault.ValidationError{}
+	in.Name = strings.TrimSpace(in.Name)
+	checkName(v, "name", in.Name)
+	if !slugRE.MatchString(in.Slug) {
+		v.Add("slug", "must be a lowercase DNS label: 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'")
+	}
+	if msg := checkBasePath(in.BasePath); msg != "" {
+		v.Add("base_path", "%s", msg)
+	}
+	switch in.Auth {
+	case "":
+		in.Auth = proxycfg.AuthKey
+	case proxycfg.AuthKey, proxycfg.AuthJWT, proxycfg.AuthNone:
+	default:
+		v.Add("auth", "must be %q, %q or %q", proxycfg.AuthKey, proxycfg.AuthJWT, proxycfg.AuthNone)
+	}
+	if in.StripBasePath == nil {
+		t := true
+		in.StripBasePath = &t
+	}
+	if in.TimeoutMS < 0 || in.TimeoutMS > MaxAPITimeoutMS {
+		v.Add("timeout_ms", "must be between 0 (proxy default) and %d", MaxAPITimeoutMS)
+	}
+	switch {
+	case in.UpstreamID == "":
+		v.Add("upstream_id", "is required")
+	case !store.ValidID(in.UpstreamID):
+		v.Add("upstream_id", "no such upstream")
+	default:
+		var ok bool
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM upstreams WHERE tenant_id = $1 AND id = $2)`,
+			tenantID, in.UpstreamID).Scan(&ok); err != nil {
+			return APIInput{}, fmt.Errorf("check upstream: %w", err)
+		}
+		if !ok {
+			v.Add("upstream_id", "no such upstream")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return APIInput{}, err
+	}
+	return in, nil
+}
+
+// apiConflict turns a unique violation into a conflict on the right field.
+func apiConflict(err error, in APIInput) error {
+	c, ok := store.UniqueViolation(err)
+	switch {
+	case !ok:
+		return err
+	case c == "apis_tenant_slug_key":
+		return fault.Conflict("slug", "another API of this tenant has slug %q", in.Slug)
+	case c == "apis_tenant_base_path_key":
+		return fault.Conflict("base_path", "another API of this tenant is served under %q", in.BasePath)
+	}
+	return fault.Conflict("", "the API clashes with another one")
+}
+
+const apiCols = `id, name, slug, base_path, upstream_id, auth, strip_base_path, timeout_ms, created_at, updated_at`
+
+func scanAPI(row pgx.Row) (API, error) {
+	var a API
+	err := row.Scan(&a.ID, &a.Name, &a.Slug, &a.BasePath, &a.UpstreamID, &a.Auth, &a.StripBasePath,
+		&a.TimeoutMS, &a.CreatedAt, &a.UpdatedAt)
+	return a, err
+}
+
+func getAPI(ctx context.Context, q querier, tenantID, id string, forUpdate bool) (API, error) {
+	if !store.ValidID(id) {
+		return API{}, fault.ErrNotFound
+	}
+	sql := `SELECT ` + apiCols + ` FROM apis WHERE tenant_id = $1 AND id = $2`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	a, err := scanAPI(q.QueryRow(ctx, sql, tenantID, id))
+	return a, notFound(err)
+}
+
+// GetAPI returns one API of the tenant.
+func (s *Service) GetAPI(ctx context.Context, tenantID, id string) (API, error) {
+	a, err := getAPI(ctx, s.DB, tenantID, id, false)
+	if err != nil {
+		return API{}, fmt.Errorf("get api: %w", err)
+	}
+	return a, nil
+}
+
+// ListAPIs returns one page of the tenant's APIs and the next cursor.
+func (s *Service) ListAPIs(ctx context.Context, tenantID string, page store.Page) ([]API, string, error) {
+	list, next, err := listQuery(ctx, s.DB, page, `SELECT `+apiCols+` FROM apis WHERE tenant_id = $1 %s`,
+		[]any{tenantID}, scanAPI, func(a API) (time.Time, string) { return a.CreatedAt, a.ID })
+	if err != nil {
+		return nil, "", fmt.Errorf("list apis: %w", err)
+	}
+	return list, next, nil
+}
+
+// CreateAPI validates in and stores a new API.
+func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (API, error) {
+	var a API
+	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		in, err := normalizeAPI(ctx, tx, who.TenantID, in)
+		if err != nil {
+			return err
+		}
+		a, err = scanAPI(tx.QueryRow(ctx, `INSERT INTO apis (tenant_id, name, slug, base_path, upstream_id, auth,
+			strip_base_path, timeout_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+apiCols,
+			who.TenantID, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS))
+		if err != nil {
+			return fmt.Errorf("insert api: %w", apiConflict(err, in))
+		}
+		if err := audit.Record(ctx, tx, who, "api.create", "api", a.ID, a.Input()); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
+	})
+	if err != nil {
+		return API{}, fmt.Errorf("create api: %w", err)
+	}
+	return a, nil
+}
+
+// UpdateAPI applies change to the API's current input, validates and stores it.
+func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, change func(*APIInput) error) (API, error) {
+	var a API
+	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		cur, err := getAPI(ctx, tx, who.TenantID, id, true)
+		if err != nil {
+			return err
+		}
+		in := cur.Input()
+		if err := change(&in); err != nil {
+			return err
+		}
+		in, err = normalizeAPI(ctx, tx, who.TenantID, in)
+		if err != nil {
+			return err
+		}
+		a, err = scanAPI(tx.QueryRow(ctx, `UPDATE apis SET name = $3, slug = $4, base_path = $5, upstream_id = $6,
+			auth = $7, strip_base_path = $8, timeout_ms = $9, updated_at = now()
+			WHERE tenant_id = $1 AND id = $2 RETURNING `+apiCols,
+			who.TenantID, id, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS))
+		if err != nil {
+			return fmt.Errorf("update api: %w", apiConflict(err, in))
+		}
+		if err := audit.Record(ctx, tx, who, "api.update", "api", id,
+			map[string]any{"before": cur.Input(), "after": a.Input()}); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
+	})
+	if err != nil {
+		return API{}, fmt.Errorf("update api: %w", err)
+	}
+	return a, nil
+}
+
+// DeleteAPI removes an API; plans that included it no longer do.
+func (s *Service) DeleteAPI(ctx context.Context, who audit.Actor, id string) error {
+	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		cur, err := getAPI(ctx, tx, who.TenantID, id, true)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM apis WHERE tenant_id = $1 AND id = $2`, who.TenantID, id); err != nil {
+			return fmt.Errorf("delete api: %w", err)
+		}
+		if err := audit.Record(ctx, tx, who, "api.delete", "api", id, cur.Input()); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("delete api: %w", err)
+	}
+	return nil
+}

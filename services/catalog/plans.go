@@ -1,0 +1,364 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/services/audit"
+	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/store"
+)
+
+// Plan limits.
+const (
+	MaxRatePeriodSeconds = 86_400
+	MaxPlanAPIs          = 1000
+)
+
+// Quota periods.
+const (
+	PeriodDay   = "day"
+	PeriodMonth = "month"
+)
+
+var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
+
+// RateLimit allows Requests per PerSeconds; Requests 0 means unlimited.
+type RateLimit struct {
+	Requests   int64 `json:"requests"`
+	PerSeconds int64 `json:"per_seconds"`
+}
+
+// Quota allows Requests per Period (day or month, default month); Requests 0 means unlimited.
+type Quota struct {
+	Requests int64  `json:"requests"`
+	Period   string `json:"period"`
+}
+
+// Price is what a plan costs per billing period, in the currency's minor unit.
+type Price struct {
+	AmountCents int64 `json:"amount_cents"`
+	// Currency is an ISO 4217 code, stored lowercase ("usd").
+	Currency string `json:"currency"`
+}
+
+// PlanInput is what a caller may set on a plan.
+type PlanInput struct {
+	Name      string    `json:"name"`
+	RateLimit RateLimit `json:"rate_limit"`
+	Quota     Quota     `json:"quota"`
+	// APIIDs are the tenant's APIs that keys of this plan may call.
+	APIIDs []string `json:"api_ids"`
+	// Price is nil for a free plan.
+	Price *Price `json:"price"`
+}
+
+// Plan is a stored plan.
+type Plan struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	RateLimit RateLimit `json:"rate_limit"`
+	Quota     Quota     `json:"quota"`
+	APIIDs    []string  `json:"api_ids"`
+	Price     *Price    `json:"price"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Input returns the settable fields of p.
+func (p Plan) Input() PlanInput {
+	return PlanInput{Name: p.Name, RateLimit: p.RateLimit, Quota: p.Quota, APIIDs: p.APIIDs, Price: p.Price}
+}
+
+func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput) (PlanInput, error) {
+	v := &fault.ValidationError{}
+	in.Name = strings.TrimSpace(in.Name)
+	checkName(v, "name", in.Name)
+	if in.RateLimit.Requests < 0 {
+		v.Add("rate_limit.requests", "must not be negative (0 means unlimited)")
+	}
+	if in.RateLimit.Requests > 0 && (in.RateLimit.PerSeconds < 1 || in.RateLimit.PerSeconds > MaxRatePeriodSeconds) {
+		v.Add("rate_limit.per_seconds", "must be between 1 and %d when requests is set", MaxRatePeriodSeconds)
+	}
+	if in.RateLimit.Requests == 0 && in.RateLimit.PerSeconds < 0 {
+		v.Add("rate_limit.per_seconds", "must not be negative")
+	}
+	if in.Quota.Requests < 0 {
+		v.Add("quota.requests", "must not be negative (0 means unlimited)")
+	}
+	switch in.Quota.Period {
+	case "":
+		in.Quota.Period = PeriodMonth
+	case PeriodDay, PeriodMonth:
+	default:
+		v.Add("quota.period", "must be %q or %q", PeriodDay, PeriodMonth)
+	}
+	if in.Price != nil {
+		p := *in.Price
+		p.Currency = strings.ToLower(p.Currency)
+		if p.AmountCents < 0 {
+			v.Add("price.amount_cents", "must not be negative")
+		}
+		if !currencyRE.MatchString(p.Currency) {
+			v.Add("price.currency", "must be a three-letter ISO 4217 code such as \"usd\"")
+		}
+		in.Price = &p
+	}
+	if len(in.APIIDs) > MaxPlanAPIs {
+		v.Add("api_ids", "at most %d APIs are allowed", MaxPlanAPIs)
+	}
+	ids := make([]string, 0, len(in.APIIDs))
+	seen := map[string]bool{}
+	for i, id := range in.APIIDs {
+		id = strings.ToLower(id)
+		switch {
+		case !store.ValidID(id):
+			v.Add(fmt.Sprintf("api_ids[%d]", i), "no such API")
+		case seen[id]:
+			v.Add(fmt.Sprintf("api_ids[%d]", i), "is listed twice")
+		default:
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 && len(v.Errors) == 0 {
+		rows, err := q.Query(ctx, `SELECT id::text FROM apis WHERE tenant_id = $1 AND id = ANY($2::uuid[])`, tenantID, ids)
+		if err != nil {
+			return PlanInput{}, fmt.Errorf("check plan apis: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return PlanInput{}, fmt.Errorf("check plan apis: %w", err)
+		}
+		ok := map[string]bool{}
+		for _, id := range found {
+			ok[id] = true
+		}
+		for i, id := range in.APIIDs {
+			if !ok[strings.ToLower(id)] {
+				v.Add(fmt.Sprintf("api_ids[%d]", i), "no such API")
+			}
+		}
+	}
+	if err := v.Err(); err != nil {
+		return PlanInput{}, err
+	}
+	in.APIIDs = ids
+	return in, nil
+}
+
+const planCols = `id, name, rate_limit_requests, rate_limit_per_seconds, quota_requests, quota_period,
+	price_cents, currency, created_at, updated_at`
+
+func scanPlan(row pgx.Row) (Plan, error) {
+	var p Plan
+	var cents *int64
+	var cur *string
+	err := row.Scan(&p.ID, &p.Name, &p.RateLimit.Requests, &p.RateLimit.PerSeconds, &p.Quota.Requests,
+		&p.Quota.Period, &cents, &cur, &p.CreatedAt, &p.UpdatedAt)
+	if cents != nil && cur != nil {
+		p.Price = &Price{AmountCents: *cents, Currency: *cur}
+	}
+	p.APIIDs = []string{}
+	return p, err
+}
+
+func loadPlanAPIs(ctx context.Context, q querier, ps []Plan) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ps))
+	idx := make(map[string]int, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+		idx[p.ID] = i
+	}
+	rows, err := q.Query(ctx, `SELECT pa.plan_id::text, pa.api_id::text FROM plan_apis pa JOIN apis a ON a.id = pa.api_id
+		WHERE pa.plan_id = ANY($1::uuid[]) ORDER BY pa.plan_id, a.created_at, a.id`, ids)
+	if err != nil {
+		return fmt.Errorf("load plan apis: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid, aid string
+		if err := rows.Scan(&pid, &aid); err != nil {
+			return fmt.Errorf("load plan apis: %w", err)
+		}
+		ps[idx[pid]].APIIDs = append(ps[idx[pid]].APIIDs, aid)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load plan apis: %w", err)
+	}
+	return nil
+}
+
+func getPlan(ctx context.Context, q querier, tenantID, id string, forUpdate bool) (Plan, error) {
+	if !store.ValidID(id) {
+		return Plan{}, fault.ErrNotFound
+	}
+	sql := `SELECT ` + planCols + ` FROM plans WHERE tenant_id = $1 AND id = $2`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	p, err := scanPlan(q.QueryRow(ctx, sql, tenantID, id))
+	if err != nil {
+		return Plan{}, notFound(err)
+	}
+	ps := []Plan{p}
+	if err := loadPlanAPIs(ctx, q, ps); err != nil {
+		return Plan{}, err
+	}
+	return ps[0], nil
+}
+
+// GetPlan returns one plan of the tenant.
+func (s *Service) GetPlan(ctx context.Context, tenantID, id string) (Plan, error) {
+	p, err := getPlan(ctx, s.DB, tenantID, id, false)
+	if err != nil {
+		return Plan{}, fmt.Errorf("get plan: %w", err)
+	}
+	return p, nil
+}
+
+// ListPlans returns one page of the tenant's plans and the next cursor.
+func (s *Service) ListPlans(ctx context.Context, tenantID string, page store.Page) ([]Plan, string, error) {
+	list, next, err := listQuery(ctx, s.DB, page, `SELECT `+planCols+` FROM plans WHERE tenant_id = $1 %s`,
+		[]any{tenantID}, scanPlan, func(p Plan) (time.Time, string) { return p.CreatedAt, p.ID })
+	if err != nil {
+		return nil, "", fmt.Errorf("list plans: %w", err)
+	}
+	if err := loadPlanAPIs(ctx, s.DB, list); err != nil {
+		return nil, "", fmt.Errorf("list plans: %w", err)
+	}
+	return list, next, nil
+}
+
+func priceArgs(p *Price) (cents, currency any) {
+	if p == nil {
+		return nil, nil
+	}
+	return p.AmountCents, p.Currency
+}
+
+func writePlanAPIs(ctx context.Context, tx pgx.Tx, tenantID, planID string, ids []string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM plan_apis WHERE tenant_id = $1 AND plan_id = $2`, tenantID, planID); err != nil {
+		return fmt.Errorf("replace plan apis: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO plan_apis (tenant_id, plan_id, api_id)
+		SELECT $1, $2, unnest($3::uuid[])`, tenantID, planID, ids); err != nil {
+		return fmt.Errorf("insert plan apis: %w", err)
+	}
+	return nil
+}
+
+// CreatePlan validates in and stores a new plan.
+func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput) (Plan, error) {
+	var p Plan
+	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		in, err := normalizePlan(ctx, tx, who.TenantID, in)
+		if err != nil {
+			return err
+		}
+		cents, cur := priceArgs(in.Price)
+		p, err = scanPlan(tx.QueryRow(ctx, `INSERT INTO plans (tenant_id, name, rate_limit_requests,
+			rate_limit_per_seconds, quota_requests, quota_period, price_cents, currency)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+planCols,
+			who.TenantID, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
+			in.Quota.Period, cents, cur))
+		if err != nil {
+			return fmt.Errorf("insert plan: %w", err)
+		}
+		if err := writePlanAPIs(ctx, tx, who.TenantID, p.ID, in.APIIDs); err != nil {
+			return err
+		}
+		p.APIIDs = in.APIIDs
+		if err := audit.Record(ctx, tx, who, "plan.create", "plan", p.ID, p.Input()); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("create plan: %w", err)
+	}
+	return p, nil
+}
+
+// UpdatePlan applies change to the plan's current input, validates and stores it.
+func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, change func(*PlanInput) error) (Plan, error) {
+	var p Plan
+	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		cur, err := getPlan(ctx, tx, who.TenantID, id, true)
+		if err != nil {
+			return err
+		}
+		in := cur.Input()
+		in.APIIDs = append([]string(nil), cur.APIIDs...)
+		if err := change(&in); err != nil {
+			return err
+		}
+		in, err = normalizePlan(ctx, tx, who.TenantID, in)
+		if err != nil {
+			return err
+		}
+		cents, currency := priceArgs(in.Price)
+		p, err = scanPlan(tx.QueryRow(ctx, `UPDATE plans SET name = $3, rate_limit_requests = $4,
+			rate_limit_per_seconds = $5, quota_requests = $6, quota_period = $7, price_cents = $8, currency = $9,
+			updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING `+planCols,
+			who.TenantID, id, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
+			in.Quota.Period, cents, currency))
+		if err != nil {
+			return fmt.Errorf("update plan: %w", err)
+		}
+		if err := writePlanAPIs(ctx, tx, who.TenantID, id, in.APIIDs); err != nil {
+			return err
+		}
+		p.APIIDs = in.APIIDs
+		if err := audit.Record(ctx, tx, who, "plan.update", "plan", id,
+			map[string]any{"before": cur.Input(), "after": p.Input()}); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("update plan: %w", err)
+	}
+	return p, nil
+}
+
+// DeletePlan removes a plan. It is a conflict while the plan has active keys.
+func (s *Service) DeletePlan(ctx context.Context, who audit.Actor, id string) error {
+	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		cur, err := getPlan(ctx, tx, who.TenantID, id, true)
+		if err != nil {
+			return err
+		}
+		var active int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM keys WHERE tenant_id = $1 AND plan_id = $2 AND status = 'active'`,
+			who.TenantID, id).Scan(&active); err != nil {
+			return fmt.Errorf("count plan keys: %w", err)
+		}
+		if active > 0 {
+			return fault.Conflict("", "plan has %d active keys; revoke them first", active)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM plans WHERE tenant_id = $1 AND id = $2`, who.TenantID, id); err != nil {
+			return fmt.Errorf("delete plan: %w", err)
+		}
+		if err := audit.Record(ctx, tx, who, "plan.delete", "plan", id, cur.Input()); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("delete plan: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+// Package fault defines the typed errors of the control plane's domain
+// packages. The HTTP layer and the portals turn them into responses; the
+// domain packages never speak HTTP.
+package fault
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNotFound means the object does not exist for the calling tenant. An
+// object of another tenant is reported the same way, never as forbidden.
+var ErrNotFound = errors.New("not found")
+
+// ErrUnauthenticated means the credentials are missing, unknown or revoked.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// FieldError is one rejected input field. Field is a path such as
+// "targets[1].url"; Message is safe to show to the user.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every rejected field of one request. Nothing was
+// written when it is returned.
+type ValidationError struct {
+	Errors []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, f := range e.Errors {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// Add records a rejected field.
+func (e *ValidationError) Add(field, format string, args ...any) {
+	e.Errors = append(e.Errors, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// Err returns e if any field was rejected and nil otherwise, so that callers
+// can collect every problem before deciding.
+func (e *ValidationError) Err() error {
+	if e == nil || len(e.Errors) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Invalid is a ValidationError of a single field.
+func Invalid(field, format string, args ...any) error {
+	v := &ValidationError{}
+	v.Add(field, format, args...)
+	return v
+}
+
+// ConflictError means the request clashes with the current state: a unique
+// name taken, or an object still in use. Message is safe to show to the user.
+type ConflictError struct {
+	// Field names the clashing input field, when there is one.
+	Field   string
+	Message string
+}
+
+func (e *ConflictError) Error() string { return "conflict: " + e.Message }
+
+// Is makes errors.Is(err, ErrConflict) match every ConflictError.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// ErrConflict matches every ConflictError with errors.Is.
+var ErrConflict = errors.New("conflict")
+
+// Conflict returns a ConflictError.
+func Conflict(field, format string, args ...any) error {
+	return &ConflictError{Field: field, Message: fmt.Sprintf(format, args...)}
+}

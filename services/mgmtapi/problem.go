@@ -1,0 +1,99 @@
+package mgmtapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/store"
+)
+
+// ProblemBase prefixes the stable type URIs of the problem documents.
+const ProblemBase = "https://tollgate.dev/problems/"
+
+// Problem is an RFC 9457 problem details document.
+type Problem struct {
+	Type   string             `json:"type"`
+	Title  string             `json:"title"`
+	Status int                `json:"status"`
+	Detail string             `json:"detail,omitempty"`
+	Errors []fault.FieldError `json:"errors,omitempty"`
+}
+
+// requestError is a malformed request (400) found by the HTTP layer itself:
+// bad JSON, unknown fields, wrong types, bad query parameters.
+type requestError struct {
+	status int
+	field  string
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.field + ": " + e.msg }
+
+func badRequest(field, msg string) error {
+	return &requestError{status: http.StatusBadRequest, field: field, msg: msg}
+}
+
+// problemFor turns an error into the problem to answer with. Only errors the
+// domain marks as user-facing reach the client; the rest become a bare 500.
+func problemFor(err error) Problem {
+	var ve *fault.ValidationError
+	var ce *fault.ConflictError
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		p := Problem{Type: ProblemBase + "bad-request", Title: "Malformed request", Status: re.status, Detail: re.msg}
+		if re.status == http.StatusRequestEntityTooLarge {
+			p.Type, p.Title = ProblemBase+"too-large", "Request body too large"
+		}
+		if re.field != "" {
+			p.Detail = re.field + ": " + re.msg
+			p.Errors = []fault.FieldError{{Field: re.field, Message: re.msg}}
+		}
+		return p
+	case errors.Is(err, store.ErrBadCursor):
+		return Problem{Type: ProblemBase + "bad-request", Title: "Malformed request", Status: http.StatusBadRequest,
+			Detail: "cursor: not a cursor from a previous page", Errors: []fault.FieldError{{Field: "cursor", Message: "not a cursor from a previous page"}}}
+	case errors.As(err, &ve):
+		return Problem{Type: ProblemBase + "validation", Title: "Validation failed", Status: http.StatusUnprocessableEntity,
+			Detail: "the request has invalid fields; see errors", Errors: ve.Errors}
+	case errors.As(err, &ce):
+		p := Problem{Type: ProblemBase + "conflict", Title: "Conflict", Status: http.StatusConflict, Detail: ce.Message}
+		if ce.Field != "" {
+			p.Errors = []fault.FieldError{{Field: ce.Field, Message: ce.Message}}
+		}
+		return p
+	case errors.Is(err, fault.ErrNotFound):
+		return Problem{Type: ProblemBase + "not-found", Title: "Not found", Status: http.StatusNotFound,
+			Detail: "no such object"}
+	case errors.Is(err, fault.ErrUnauthenticated):
+		return Problem{Type: ProblemBase + "unauthenticated", Title: "Unauthenticated", Status: http.StatusUnauthorized,
+			Detail: "a valid bearer token is required"}
+	}
+	return Problem{Type: ProblemBase + "internal", Title: "Internal error", Status: http.StatusInternalServerError,
+		Detail: "the request failed; it has been logged"}
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+	}
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeProblem(w, p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

@@ -242,3 +242,12 @@ ratio() { # ratio A B: A/B of two targets' RPS, or "-" when one is missing
 	echo "nginx/direct    = $(ratio nginx direct)"
 } | tee "$out_dir/results.txt"
 log "wrote $out_dir/results.txt"
+
+# --- faults (issue 3) -------------------------------------------------------
+# BENCH_FAULTS=1 also runs bench/faults.sh: shares per balancing algorithm and
+# failed requests during a config change, a target kill and a SIGTERM, all
+# under load (bench/out/faults.txt).
+if [ "${BENCH_FAULTS:-0}" = "1" ]; then
+	log "running bench/faults.sh"
+	"$bench_dir/faults.sh"
+fi

@@ -25,6 +25,12 @@ type config struct {
 	ProxyDomain    string
 	AllowPrivate   bool
 	LogLevel       slog.Level
+	// Tenant portal (issue 5): external URL, mail and the platform's default IdP.
+	PublicURL        string
+	SMTPURL          string
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
 }
 
 const (
@@ -51,6 +57,12 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		ProxyAddr:      get("TOLLGATE_PROXY_ADDR", ":8000"),
 		ProxyAdminAddr: get("TOLLGATE_PROXY_ADMIN_ADDR", ":9000"),
 		ProxyDomain:    strings.ToLower(get("TOLLGATE_PROXY_DOMAIN", "localhost")),
+
+		PublicURL:        get("TOLLGATE_PUBLIC_URL", ""),
+		SMTPURL:          get("TOLLGATE_SMTP_URL", ""),
+		OIDCIssuer:       get("TOLLGATE_OIDC_ISSUER", ""),
+		OIDCClientID:     get("TOLLGATE_OIDC_CLIENT_ID", ""),
+		OIDCClientSecret: getenv("TOLLGATE_OIDC_CLIENT_SECRET"),
 	}
 	if v := getenv("TOLLGATE_UPSTREAM_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/services/mgmtapi"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
+	usagesvc "github.com/tollgate/tollgate/services/usage"
 )
 
 // controlDeps are the open connections the control plane runs on.
@@ -29,6 +30,8 @@ type controlDeps struct {
 	AllowPrivate  bool
 	Logger        *slog.Logger
 	PollInterval  time.Duration
+	// Portal is the tenant portal, mounted at "/"; nil serves a plain index.
+	Portal http.Handler
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
@@ -36,7 +39,7 @@ func controlHandler(d controlDeps) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", mgmtapi.New(mgmtapi.Options{
 		DB: d.DB, Secret: d.Secret, OperatorToken: d.OperatorToken,
-		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger,
+		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger, Redis: d.Redis, Keys: d.Keys,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -47,6 +50,10 @@ func controlHandler(d controlDeps) http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if d.Portal != nil {
+		mux.Handle("/", d.Portal)
+		return mux
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "Tollgate control plane.\nManagement API: /v1/ (OpenAPI document at /v1/openapi.json)")
@@ -66,9 +73,16 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	pub := publish.New(publish.Options{
 		DB: d.DB, Redis: d.Redis, Keys: d.Keys, Logger: d.Logger, PollInterval: d.PollInterval,
 	})
+	agg, err := usagesvc.NewAggregator(usagesvc.AggregatorOptions{DB: d.DB, Redis: d.Redis, Keys: d.Keys,
+		Logger: d.Logger.With("component", "usage")})
+	if err != nil {
+		return fmt.Errorf("usage aggregator: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	// The usage aggregator only returns when ctx ends; it retries failures.
+	wg.Go(func() { _ = agg.Run(ctx) })
 	errs := make(chan error, 2)
 	wg.Add(2)
 	go func() {
@@ -118,8 +132,13 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		return fmt.Errorf("listen on TOLLGATE_CONTROL_ADDR: %w", err)
 	}
 	log.Info("control plane listening", "addr", ln.Addr().String())
+	web, err := newPortal(ctx, cfg, db, log, ln.Addr().String(), nil)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	return serveControl(ctx, controlDeps{
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
-		AllowPrivate: cfg.AllowPrivate, Logger: log,
+		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web,
 	}, ln)
 }

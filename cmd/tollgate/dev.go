@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/worker"
+	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -131,6 +132,11 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	if err != nil {
 		return fmt.Errorf("listen on %s (TOLLGATE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
 	}
+	// The tenant portal; its emails go to an in-memory sink shown at /dev/mail.
+	if deps.Portal, err = newPortal(ctx, cfg, db, log, controlLn.Addr().String(), &mail.Sink{}); err != nil {
+		controlLn.Close()
+		return err
+	}
 	trafficLn, err := net.Listen("tcp", cfg.ProxyAddr)
 	if err != nil {
 		controlLn.Close()
@@ -149,11 +155,21 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		adminLn.Close()
 		return fmt.Errorf("seed demo tenant: %w", err)
 	}
+	if err := seedPortalOwner(ctx, db, "demo"); err != nil {
+		controlLn.Close()
+		trafficLn.Close()
+		adminLn.Close()
+		return fmt.Errorf("seed demo portal owner: %w", err)
+	}
 	spawn("control", func() error { return serveControl(ctx, deps, controlLn) })
-	w, err := worker.New(worker.Options{
+	wopts := worker.Options{
 		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, Domain: cfg.ProxyDomain,
 		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
-	})
+	}
+	if err := proxyEnv(getenv, &wopts); err != nil {
+		return err
+	}
+	w, err := worker.New(wopts)
 	if err != nil {
 		return err
 	}
@@ -168,6 +184,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	fmt.Fprintf(stdout, `
 Tollgate is running (dev mode: throwaway database %s, Redis prefix %q).
 
+  Tenant portal    %s/   (sign in as %s / %s, or sign up; mail it sends: %s/dev/mail)
   Management API   %s/v1/   (OpenAPI: %s/v1/openapi.json)
   Proxy            %s  (tenant "demo", API /demo, key auth, %d requests/s)
   Proxy admin      http://localhost:%s/readyz
@@ -185,7 +202,7 @@ Try it:
   curl -H 'Authorization: Bearer %s' %s/v1/apis
 
 Stop with Ctrl-C.
-`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()),
+`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, cfg.publicURL(controlLn.Addr().String()), devPortalEmail, devPortalPassword, cfg.publicURL(controlLn.Addr().String()), controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()),
 		strings.Join(targetURLs, " "), cfg.OperatorToken, seed.AdminToken, seed.Key,
 		seed.Key, demoURL, cfg.ProxyDomain, seed.Key, proxyPort, seed.AdminToken, controlURL)
 	if *envFile != "" {

@@ -22,10 +22,14 @@ func cmdProxy(ctx context.Context, args []string, getenv func(string) string) er
 		return err
 	}
 	defer rdb.Close()
-	w, err := worker.New(worker.Options{
+	opts := worker.Options{
 		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, Domain: cfg.ProxyDomain,
 		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
-	})
+	}
+	if err := proxyEnv(getenv, &opts); err != nil {
+		return err
+	}
+	w, err := worker.New(opts)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,6 +45,13 @@ type Options[T any] struct {
 	Timeout time.Duration
 	// Logger receives rejections and errors; nil discards.
 	Logger *slog.Logger
+	// CacheFile, if set, keeps the last good snapshot on local disk: it is
+	// written (atomically) after every swap, and Run loads it before
+	// reaching Redis, so that a worker restarted while Redis is down still
+	// serves its last good config. Redis replaces it with anything newer.
+	CacheFile string
+	// Rejected, if set, is called for every rejected snapshot.
+	Rejected func(gen int64, err error)
 }
 
 // Syncer holds the live runtime and keeps it current.
@@ -50,7 +59,8 @@ type Syncer[T any] struct {
 	opts     Options[T]
 	cur      atomic.Pointer[T]
 	gen      atomic.Int64
-	rejected int64 // last rejected generation, logged once; sync goroutine only
+	fromDisk atomic.Bool // the live runtime came from the disk cache
+	rejected int64       // last rejected generation, logged once; sync goroutine only
 }
 
 // New makes a Syncer; call Run to start it.
@@ -90,6 +100,9 @@ func (s *Syncer[T]) Run(ctx context.Context) error {
 	}()
 	defer func() { <-subDone }()
 
+	if s.opts.CacheFile != "" && s.cur.Load() == nil {
+		s.loadCache()
+	}
 	s.poll(ctx)
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
@@ -102,7 +115,7 @@ func (s *Syncer[T]) Run(ctx context.Context) error {
 		case gen := <-events:
 			if gen <= 0 {
 				s.poll(ctx)
-			} else if gen > s.gen.Load() {
+			} else if s.wants(gen) {
 				s.load(ctx, gen)
 			}
 		}
@@ -166,7 +179,7 @@ func (s *Syncer[T]) poll(ctx context.Context) {
 		}
 		return
 	}
-	if gen > s.gen.Load() {
+	if s.wants(gen) {
 		s.load(ctx, gen)
 	}
 }
@@ -176,7 +189,7 @@ func (s *Syncer[T]) load(ctx context.Context, gen int64) {
 	if gen == s.rejected {
 		return
 	}
-	rt, err := s.fetch(ctx, gen)
+	rt, raw, err := s.fetch(ctx, gen)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -184,6 +197,9 @@ func (s *Syncer[T]) load(ctx context.Context, gen int64) {
 		var bad *rejectError
 		if errors.As(err, &bad) {
 			s.rejected = gen
+			if s.opts.Rejected != nil {
+				s.opts.Rejected(gen, err)
+			}
 			s.opts.Logger.Error("config snapshot rejected; the last good one keeps serving",
 				"generation", gen, "serving", s.gen.Load(), "err", err)
 			return
@@ -191,6 +207,26 @@ func (s *Syncer[T]) load(ctx context.Context, gen int64) {
 		s.opts.Logger.Warn("config snapshot not loaded", "generation", gen, "err", err)
 		return
 	}
+	s.swap(rt, gen)
+	s.fromDisk.Store(false)
+	if s.opts.CacheFile != "" {
+		if err := writeFileAtomic(s.opts.CacheFile, raw); err != nil {
+			s.opts.Logger.Warn("config snapshot not cached on disk", "file", s.opts.CacheFile, "err", err)
+		}
+	}
+}
+
+// wants reports whether the published generation gen should replace the
+// live runtime: a newer one always; any other one while the live runtime
+// came from the disk cache, because Redis, once reachable, is the truth
+// (the cache may hold a generation of another deployment or from before a
+// control-plane restore).
+func (s *Syncer[T]) wants(gen int64) bool {
+	cur := s.gen.Load()
+	return gen > cur || (s.fromDisk.Load() && gen != cur)
+}
+
+func (s *Syncer[T]) swap(rt *T, gen int64) {
 	old := s.cur.Swap(rt)
 	s.gen.Store(gen)
 	s.opts.Logger.Info("config snapshot live", "generation", gen)
@@ -205,29 +241,88 @@ type rejectError struct{ err error }
 func (e *rejectError) Error() string { return e.err.Error() }
 func (e *rejectError) Unwrap() error { return e.err }
 
-func (s *Syncer[T]) fetch(ctx context.Context, gen int64) (*T, error) {
+func (s *Syncer[T]) fetch(ctx context.Context, gen int64) (*T, []byte, error) {
 	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	raw, err := s.opts.Redis.Get(rctx, s.opts.Keys.Snapshot(gen)).Bytes()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("snapshot %d missing", gen)
+			return nil, nil, fmt.Errorf("snapshot %d missing", gen)
 		}
-		return nil, fmt.Errorf("read snapshot %d: %w", gen, err)
+		return nil, nil, fmt.Errorf("read snapshot %d: %w", gen, err)
 	}
+	rt, err := s.decode(raw, gen)
+	return rt, raw, err
+}
+
+// decode checks and builds a snapshot's JSON; gen 0 accepts any generation.
+func (s *Syncer[T]) decode(raw []byte, gen int64) (*T, error) {
 	var snap proxycfg.Snapshot
 	if err := json.Unmarshal(raw, &snap); err != nil {
 		return nil, &rejectError{fmt.Errorf("decode snapshot %d: %w", gen, err)}
 	}
-	if snap.Generation != gen {
+	if gen != 0 && snap.Generation != gen {
 		return nil, &rejectError{fmt.Errorf("snapshot under generation %d says generation %d", gen, snap.Generation)}
 	}
 	if err := snap.Validate(); err != nil {
-		return nil, &rejectError{fmt.Errorf("validate snapshot %d: %w", gen, err)}
+		return nil, &rejectError{fmt.Errorf("validate snapshot %d: %w", snap.Generation, err)}
 	}
 	rt, err := s.opts.Build(&snap)
 	if err != nil {
-		return nil, &rejectError{fmt.Errorf("build snapshot %d: %w", gen, err)}
+		return nil, &rejectError{fmt.Errorf("build snapshot %d: %w", snap.Generation, err)}
 	}
 	return rt, nil
+}
+
+// loadCache swaps in the snapshot kept on disk, if there is a good one.
+func (s *Syncer[T]) loadCache() {
+	raw, err := os.ReadFile(s.opts.CacheFile)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			s.opts.Logger.Warn("config snapshot cache unreadable", "file", s.opts.CacheFile, "err", err)
+		}
+		return
+	}
+	var head struct {
+		Generation int64 `json:"generation"`
+	}
+	_ = json.Unmarshal(raw, &head)
+	rt, err := s.decode(raw, 0)
+	if err != nil {
+		s.opts.Logger.Error("config snapshot cache rejected", "file", s.opts.CacheFile, "err", err)
+		return
+	}
+	s.opts.Logger.Info("config snapshot loaded from disk cache", "file", s.opts.CacheFile, "generation", head.Generation)
+	s.swap(rt, head.Generation)
+	s.fromDisk.Store(true)
+}
+
+// writeFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, so that a crash never leaves a torn snapshot.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create cache dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temp file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write cache: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync cache: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close cache: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename cache: %w", err)
+	}
+	return nil
 }

@@ -168,7 +168,13 @@ func (s *Store) Lookup(ctx context.Context, key []byte) (*proxycfg.KeyRecord, er
 	if ok && now < e.expires {
 		return e.rec, nil
 	}
-	return s.fetch(ctx, d)
+	rec, err := s.fetch(ctx, d)
+	if err != nil && ok && e.rec != nil {
+		// Redis is unreachable: keep serving a key known to be active. A
+		// revoke announced meanwhile has dropped the entry already.
+		return e.rec, nil
+	}
+	return rec, err
 }
 
 // fetch asks Redis for d, sharing one request among concurrent callers.

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"time"
 
 	"github.com/tollgate/tollgate/proxy/keyauth"
 	"github.com/tollgate/tollgate/proxy/problem"
@@ -21,8 +20,12 @@ type KeyStore interface {
 type Pipeline struct {
 	// Keys resolves API keys.
 	Keys KeyStore
-	// Limiter enforces plan rate limits.
+	// Limiter enforces plan rate limits and API ceilings.
 	Limiter ratelimit.Limiter
+	// Quotas enforces plan quotas; nil skips them.
+	Quotas QuotaTaker
+	// Concurrency enforces plan concurrency limits; nil skips them.
+	Concurrency ConcurrencyLimiter
 }
 
 // Request is what the pipeline reads of an HTTP request. The slices are only
@@ -36,6 +39,13 @@ type Request struct {
 	Authorization []byte
 	// APIKey is the X-API-Key header.
 	APIKey []byte
+	// Method is the request method (for JWT route scopes).
+	Method []byte
+	// ClientIP is the client's address (consistent hashing on client_ip).
+	ClientIP []byte
+	// Headers reads other headers and cookies (consistent hashing); nil
+	// means none.
+	Headers HeaderReader
 }
 
 // Decision is the pipeline's answer. Problem non-nil means answer with it;
@@ -47,12 +57,19 @@ type Decision struct {
 	API *API
 	// Target is the chosen target when forwarding.
 	Target *Target
+	// Upstream is the API's upstream; Member is Target's index in it.
+	// Report the exchange's outcome with Done (or Repick to retry).
+	Upstream *Upstream
+	Member   int
 	// Key is the caller's key record (nil for auth "none").
 	Key *proxycfg.KeyRecord
 	// Plan is the key's plan (nil for auth "none").
 	Plan *Plan
 	// Rate is the rate-limit decision; meaningful when Limited.
 	Rate ratelimit.Decision
+	// Throttle is what the rate limit, quota and concurrency limit decided
+	// (throttle.go); the engine releases Throttle.Slot when done.
+	Throttle Throttle
 	// Limited reports that a rate limit applied and RateLimit headers
 	// should be sent (on success and on 429).
 	Limited bool
@@ -76,36 +93,33 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 	d.API = api
 	switch api.Config.Auth {
 	case proxycfg.AuthNone:
-	case proxycfg.AuthKey:
+		if api.Config.RateLimit.Requests > 0 {
+			if pr := p.throttle(ctx, api, nil, nil, d); pr != nil {
+				d.Problem = pr
+				return
+			}
+		}
+	case proxycfg.AuthKey, proxycfg.AuthJWT:
 		if pr := p.authorize(ctx, api, req, d); pr != nil {
 			d.Problem = pr
 			return
 		}
 	default:
-		// JWT validation needs issuer settings the snapshot does not carry yet.
 		d.Problem = problem.Unauthorized
 		return
 	}
-	i, ok := api.pool.Pick()
-	if !ok {
+	d.Upstream = api.Upstream
+	if !api.Upstream.pick(req, d, 0) {
 		d.Problem = problem.NoHealthyTarget
 		return
 	}
-	d.Target = api.Targets[i]
+	api.Upstream.Budget.Request()
 }
 
 func (p *Pipeline) authorize(ctx context.Context, api *API, req *Request, d *Decision) *problem.Problem {
-	key, inAuth := keyauth.Credential(req.Authorization, req.APIKey)
-	if key == nil {
-		return problem.Unauthorized
-	}
-	d.KeyInAuthorization = inAuth
-	rec, err := p.Keys.Lookup(ctx, key)
-	if err != nil {
-		return problem.Unavailable
-	}
-	if rec == nil || rec.TenantID != api.TenantID {
-		return problem.Unauthorized
+	rec, pr := p.credential(ctx, api, req, d)
+	if pr != nil {
+		return pr
 	}
 	d.Key = rec
 	plan := api.plans[rec.PlanID]
@@ -113,16 +127,26 @@ func (p *Pipeline) authorize(ctx context.Context, api *API, req *Request, d *Dec
 		return problem.Forbidden
 	}
 	d.Plan = plan
-	if plan.RateLimit.Requests <= 0 {
-		return nil
+	return p.throttle(ctx, api, plan, rec, d)
+}
+
+// credential finds the caller's key record: by API key for auth "key", by
+// verified JWT for auth "jwt".
+func (p *Pipeline) credential(ctx context.Context, api *API, req *Request, d *Decision) (*proxycfg.KeyRecord, *problem.Problem) {
+	if api.Config.Auth == proxycfg.AuthJWT {
+		return p.jwtCredential(ctx, api, req)
 	}
-	rd, err := p.Limiter.Allow(ctx, rec.ID, plan.RateLimit, time.Now())
+	key, inAuth := keyauth.Credential(req.Authorization, req.APIKey)
+	if key == nil {
+		return nil, problem.Unauthorized
+	}
+	d.KeyInAuthorization = inAuth
+	rec, err := p.Keys.Lookup(ctx, key)
 	if err != nil {
-		return problem.Unavailable
+		return nil, problem.Unavailable
 	}
-	d.Rate, d.Limited = rd, true
-	if !rd.Allowed {
-		return problem.RateLimited
+	if rec == nil || rec.TenantID != api.TenantID {
+		return nil, problem.Unauthorized
 	}
-	return nil
+	return rec, nil
 }

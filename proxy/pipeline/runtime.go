@@ -9,15 +9,18 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/proxy/balance"
 	"github.com/tollgate/tollgate/proxy/health"
+	"github.com/tollgate/tollgate/proxy/jwtauth"
+	"github.com/tollgate/tollgate/proxy/metrics"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/router"
 )
@@ -29,9 +32,13 @@ const DefaultTimeout = 30 * time.Second
 type Runtime struct {
 	// Generation is the snapshot's generation.
 	Generation int64
+	// CompiledAt is when the control plane compiled the snapshot.
+	CompiledAt time.Time
 	routes     *router.Table[*API]
 	upstreams  []health.Upstream
 	targets    []*Target
+	pools      []*Upstream
+	bodyLimits bool
 }
 
 // API is one API as the pipeline serves it.
@@ -44,8 +51,22 @@ type API struct {
 	Timeout time.Duration
 	// Targets are the upstream's targets, indexed like the pool's members.
 	Targets []*Target
-	pool    *balance.Pool
+	// Upstream balances the API's traffic.
+	Upstream *Upstream
+	// ConnectTimeout bounds connecting to a target (0: engine default);
+	// ReadTimeout bounds reading the response (0: Timeout only).
+	ConnectTimeout, ReadTimeout time.Duration
+	// Handles are the engine's transports to Targets (same index) with
+	// this API's timeouts, set by BuildOptions.AttachAPI; nil means use
+	// each Target's Handle.
+	Handles []any
+	// MaxBodyBytes caps the request body (0: engine default).
+	MaxBodyBytes int64
+	// Metrics are the API's per-request metrics (nil without metrics).
+	Metrics *metrics.APIMetrics
 	plans   map[string]*Plan
+	jwt     *jwtAuth
+	limits  limits
 }
 
 // Target is one upstream target.
@@ -72,6 +93,10 @@ type Plan struct {
 	ID string
 	// RateLimit is the plan's rate limit; Requests 0 means unlimited.
 	RateLimit proxycfg.RateLimit
+	// Quota is the plan's quota; Requests 0 means unlimited.
+	Quota proxycfg.Quota
+	// Concurrency is the most requests in flight per subject; 0 is off.
+	Concurrency int64
 	// Policy is the pre-rendered RateLimit-Policy header value.
 	Policy []byte
 	apis   map[string]struct{}
@@ -87,10 +112,23 @@ func (p *Plan) Allows(apiID string) bool {
 type BuildOptions struct {
 	// Domain serves tenants at <slug>.<Domain>.
 	Domain string
+	// Logger receives ejection events; nil discards.
+	Logger *slog.Logger
 	// Health supplies the targets' health state; nil means always healthy.
 	Health *health.Checker
 	// Attach, if set, is called for every target to set its Handle.
 	Attach func(*Target)
+	// AttachAPI, if set, is called for every API with its own connect or
+	// read timeout, to set its Handles.
+	AttachAPI func(*API)
+	// JWT verifies tokens of APIs with auth "jwt"; nil refuses them (401).
+	JWT *jwtauth.Verifier
+	// Metrics, if set, resolves per-API and per-upstream metrics.
+	Metrics *metrics.Metrics
+	// Stats, if set, returns the balancer counters of a target (by
+	// upstream key and URL) to carry over from the previous config, so
+	// that ejections and latency averages survive reloads.
+	Stats func(upstreamKey, url string) *balance.Stats
 }
 
 // Build compiles a validated snapshot. It does not start anything; after the
@@ -99,7 +137,7 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 	if err := snap.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid snapshot: %w", err)
 	}
-	rt := &Runtime{Generation: snap.Generation}
+	rt := &Runtime{Generation: snap.Generation, CompiledAt: snap.CompiledAt}
 	var epoch *atomic.Uint64
 	if opts.Health != nil {
 		epoch = opts.Health.Epoch()
@@ -109,21 +147,14 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 		tn := &snap.Tenants[ti]
 		plans := make(map[string]*Plan, len(tn.Plans))
 		for _, p := range tn.Plans {
-			pl := &Plan{ID: p.ID, RateLimit: p.RateLimit, apis: make(map[string]struct{}, len(p.APIIDs))}
+			pl := &Plan{ID: p.ID, RateLimit: p.RateLimit, Quota: p.Quota, Concurrency: p.Concurrency,
+				Policy: renderPolicy(p.RateLimit, p.Quota), apis: make(map[string]struct{}, len(p.APIIDs))}
 			for _, id := range p.APIIDs {
 				pl.apis[id] = struct{}{}
 			}
-			if p.RateLimit.Requests > 0 {
-				pl.Policy = []byte(`"default";q=` + strconv.FormatInt(p.RateLimit.Requests, 10) +
-					`;w=` + strconv.FormatInt(p.RateLimit.PerSeconds, 10))
-			}
 			plans[p.ID] = pl
 		}
-		type pool struct {
-			targets []*Target
-			pool    *balance.Pool
-		}
-		pools := make(map[string]pool, len(tn.Upstreams))
+		pools := make(map[string]*Upstream, len(tn.Upstreams))
 		for _, u := range tn.Upstreams {
 			key := tn.ID + "/" + u.ID
 			hu := health.Upstream{Key: key, Check: u.HealthCheck}
@@ -138,6 +169,9 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 					opts.Attach(t)
 				}
 				m := balance.Member{Weight: tg.Weight}
+				if opts.Stats != nil {
+					m.Stats = opts.Stats(key, tg.URL)
+				}
 				if opts.Health != nil {
 					m.Up = opts.Health.State(key, tg.URL)
 				}
@@ -147,14 +181,59 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 				hu.Targets = append(hu.Targets, tg.URL)
 			}
 			rt.upstreams = append(rt.upstreams, hu)
-			pools[u.ID] = pool{targets: targets, pool: balance.New(u.Algorithm, members, epoch)}
+			up := &Upstream{TenantSlug: tn.Slug, ID: u.ID, Targets: targets, HashOn: u.HashOn, Retry: u.Retry}
+			if opts.Metrics != nil {
+				up.Metrics = opts.Metrics.Upstream(tn.Slug, u.ID)
+			}
+			if u.Retry.Attempts > 0 {
+				pct, floor := u.Retry.BudgetPercent, u.Retry.MinPerSecond
+				if pct == 0 {
+					pct = 20
+				}
+				if floor == 0 {
+					floor = 3
+				}
+				up.Budget = balance.NewBudget(pct, floor, nil)
+			}
+			bo := balance.Options{Algorithm: u.Algorithm, Epoch: epoch, Outlier: u.Outlier, MaxRequests: u.CircuitBreaker.MaxRequests}
+			if u.HashOn != nil {
+				bo.BoundedLoad = u.HashOn.BoundedLoad
+			}
+			bo.OnEject = func(i int, d time.Duration) {
+				up.Metrics.Ejected(targets[i].URL)
+				if opts.Logger != nil {
+					opts.Logger.Warn("upstream target ejected", "tenant", tn.Slug, "upstream", up.ID,
+						"target", targets[i].URL, "for", d)
+				}
+			}
+			up.Pool = balance.NewPool(members, bo)
+			pools[u.ID] = up
+			rt.pools = append(rt.pools, up)
 		}
 		routes := make([]router.Route[*API], 0, len(tn.APIs))
 		for _, a := range tn.APIs {
 			p := pools[a.UpstreamID]
-			api := &API{TenantID: tn.ID, Config: a, Timeout: DefaultTimeout, Targets: p.targets, pool: p.pool, plans: plans}
+			api := &API{TenantID: tn.ID, Config: a, Timeout: DefaultTimeout, Targets: p.Targets, Upstream: p, plans: plans,
+				limits:         limits{subject: "api/" + a.ID},
+				ConnectTimeout: time.Duration(a.ConnectTimeoutMS) * time.Millisecond,
+				ReadTimeout:    time.Duration(a.ReadTimeoutMS) * time.Millisecond,
+				MaxBodyBytes:   a.MaxBodyBytes}
 			if a.TimeoutMS > 0 {
 				api.Timeout = time.Duration(a.TimeoutMS) * time.Millisecond
+			}
+			if opts.Metrics != nil {
+				api.Metrics = opts.Metrics.API(tn.Slug, a.Slug)
+			}
+			rt.bodyLimits = rt.bodyLimits || a.MaxBodyBytes > 0
+			if opts.AttachAPI != nil && (api.ConnectTimeout > 0 || api.ReadTimeout > 0) {
+				opts.AttachAPI(api)
+			}
+			if a.Auth == proxycfg.AuthJWT && a.JWT != nil && opts.JWT != nil {
+				j, err := newJWTAuth(opts.JWT, tn.ID, a.JWT)
+				if err != nil {
+					return nil, fmt.Errorf("tenant %q api %q: %w", tn.Slug, a.ID, err)
+				}
+				api.jwt = j
 			}
 			routes = append(routes, router.Route[*API]{BasePath: a.BasePath, Value: api})
 		}
@@ -192,6 +271,22 @@ func newTarget(raw string) (*Target, error) {
 		host = strings.TrimSuffix(host, ":") + ":" + port
 	}
 	return &Target{URL: raw, Scheme: u.Scheme, Host: host, Authority: u.Host, Path: strings.TrimRight(u.EscapedPath(), "/")}, nil
+}
+
+// HasBodyLimits reports whether any API has its own body size limit.
+func (rt *Runtime) HasBodyLimits() bool { return rt.bodyLimits }
+
+// Upstreams lists the runtime's upstreams.
+func (rt *Runtime) Upstreams() []*Upstream { return rt.pools }
+
+// WarmJWT discovers the issuers of every JWT API ahead of traffic; failures
+// are only logged by the verifier and retried on use.
+func (rt *Runtime) WarmJWT(ctx context.Context) {
+	rt.routes.Each(func(api *API) {
+		if api.jwt != nil {
+			_ = api.jwt.policy.Warm(ctx)
+		}
+	})
 }
 
 // EachTarget calls fn for every target of every API's upstream.

@@ -41,6 +41,12 @@ var (
 	NotFound = New("not-found", 404, "Not Found", "No API is served at this host and path.")
 	// RateLimited: the key's plan rate limit is exhausted.
 	RateLimited = New("rate-limited", 429, "Too Many Requests", "The rate limit of the API key's plan is exhausted; retry after the time given in Retry-After.")
+	// QuotaExceeded: the plan's quota for the billing period is used up.
+	QuotaExceeded = New("quota-exceeded", 429, "Quota Exceeded", "The quota of the API key's plan for this billing period is used up; it resets at the start of the next period (see Retry-After).")
+	// ConcurrencyLimited: too many requests of the key are in flight.
+	ConcurrencyLimited = New("concurrency-limited", 429, "Too Many Concurrent Requests", "The API key's plan allows fewer requests in flight at once; retry when one has finished.")
+	// APIRateLimited: the API's own ceiling, shared by all its callers, is reached.
+	APIRateLimited = New("api-rate-limited", 429, "Too Many Requests", "The API is receiving more requests than its provider allows in total; retry after the time given in Retry-After.")
 	// BadGateway: the upstream could not be reached or answered badly.
 	BadGateway = New("bad-gateway", 502, "Bad Gateway", "The upstream service could not be reached or sent an invalid response.")
 	// NoHealthyTarget: every target of the API's upstream is down.

@@ -8,6 +8,16 @@
 // SchemaVersion history:
 //   - 1: tenants, upstreams (round_robin, weighted), APIs (key, jwt, none auth),
 //     plans (rate limit, quota), key records.
+//   - 1 (additive, data plane): upstream algorithms least_conn, consistent_hash
+//     (HashOn) and random; Upstream.Outlier (passive health), Retry,
+//     CircuitBreaker; API.JWT (issuer, audiences, claim mapping, scopes),
+//     MaxBodyBytes, Host (pass-through or rewrite), ConnectTimeoutMS,
+//     ReadTimeoutMS. Zero values keep the old behaviour.
+//   - 1 (additive, throttling and metering): RateLimit.Burst and Scope,
+//     Plan.Concurrency, API.RateLimit (an API-wide ceiling); Keys.Quota,
+//     Keys.UsageStream, Keys.WorkerRegistry, UsageRow (the usage stream's
+//     entries), QuotaPeriod and LimitSubject (usage.go). Zero values keep
+//     the old behaviour.
 package proxycfg
 
 import (
@@ -63,6 +73,14 @@ type Upstream struct {
 	Algorithm   string      `json:"algorithm"`
 	Targets     []Target    `json:"targets"`
 	HealthCheck HealthCheck `json:"health_check"`
+	// HashOn is the key of consistent_hash balancing (nil otherwise).
+	HashOn *HashOn `json:"hash_on,omitempty"`
+	// Outlier is passive health checking; zero is off.
+	Outlier Outlier `json:"outlier,omitzero"`
+	// Retry retries failed exchanges on another target; zero is off.
+	Retry Retry `json:"retry,omitzero"`
+	// CircuitBreaker bounds in-flight requests per target; zero is off.
+	CircuitBreaker CircuitBreaker `json:"circuit_breaker,omitzero"`
 }
 
 // Target is one backend address of an upstream.
@@ -104,6 +122,24 @@ type API struct {
 	StripBasePath bool `json:"strip_base_path"`
 	// TimeoutMS bounds the whole upstream exchange; 0 means the worker default.
 	TimeoutMS int `json:"timeout_ms,omitempty"`
+	// ConnectTimeoutMS bounds connecting to a target; 0 means the worker
+	// default (5s).
+	ConnectTimeoutMS int `json:"connect_timeout_ms,omitempty"`
+	// ReadTimeoutMS bounds reading the upstream's response (headers and
+	// body) once the request is sent; 0 means TimeoutMS only.
+	ReadTimeoutMS int `json:"read_timeout_ms,omitempty"`
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means the worker
+	// default.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// Host is the Host header sent upstream: "" the target's host,
+	// "preserve" the client's, anything else that host name.
+	Host string `json:"host,omitempty"`
+	// JWT configures auth "jwt" (nil otherwise).
+	JWT *JWT `json:"jwt,omitempty"`
+	// RateLimit is a ceiling on all traffic of the API together, whatever
+	// the plans of its callers add up to; Requests 0 means none. Scope
+	// does not apply.
+	RateLimit RateLimit `json:"rate_limit,omitzero"`
 }
 
 // Plan is a set of limits a key is issued under.
@@ -114,12 +150,46 @@ type Plan struct {
 	Quota     Quota     `json:"quota"`
 	// APIIDs are the APIs a key of this plan may call.
 	APIIDs []string `json:"api_ids"`
+	// Concurrency is the most requests of one key (or consumer, by
+	// RateLimit.Scope) in flight at once across all workers; 0 means no limit.
+	Concurrency int64 `json:"concurrency,omitempty"`
 }
 
 // RateLimit allows Requests per PerSeconds. Zero Requests means unlimited.
+// The window slides: no interval of PerSeconds admits more than Requests.
 type RateLimit struct {
 	Requests   int64 `json:"requests"`
 	PerSeconds int64 `json:"per_seconds"`
+	// Burst, when > 0 (and < Requests), also caps any interval of
+	// PerSeconds*Burst/Requests at Burst requests, spreading the window's
+	// allowance instead of letting it go in one spike. 0 means no cap.
+	Burst int64 `json:"burst,omitempty"`
+	// Scope is whose requests share the limit (and the plan's quota and
+	// concurrency): ScopeKey ("" too) or ScopeConsumer (all keys of the
+	// consumer under this plan).
+	Scope string `json:"scope,omitempty"`
+}
+
+// Scopes of a rate limit.
+const (
+	ScopeKey      = "key"
+	ScopeConsumer = "consumer"
+)
+
+// Validate checks a rate limit's fields.
+func (r RateLimit) Validate() error {
+	if r.Requests < 0 || (r.Requests > 0 && r.PerSeconds <= 0) || r.PerSeconds < 0 {
+		return errors.New("bad rate limit")
+	}
+	if r.Burst < 0 || (r.Burst > 0 && r.Burst >= r.Requests) {
+		return errors.New("burst must be between 0 and requests-1")
+	}
+	switch r.Scope {
+	case "", ScopeKey, ScopeConsumer:
+	default:
+		return fmt.Errorf("unknown rate limit scope %q", r.Scope)
+	}
+	return nil
 }
 
 // Quota allows Requests per Period ("day" or "month"). Zero Requests means unlimited.
@@ -225,10 +295,8 @@ func (t *Tenant) validate() error {
 			return fmt.Errorf("upstream %q: empty or duplicate id", u.ID)
 		}
 		ups[u.ID] = true
-		switch u.Algorithm {
-		case AlgorithmRoundRobin, AlgorithmWeighted:
-		default:
-			return fmt.Errorf("upstream %q: unknown algorithm %q", u.ID, u.Algorithm)
+		if err := ValidateBalancing(&u); err != nil {
+			return fmt.Errorf("upstream %q: %w", u.ID, err)
 		}
 		for _, tg := range u.Targets {
 			p, err := url.Parse(tg.URL)
@@ -246,6 +314,10 @@ func (t *Tenant) validate() error {
 		if hc.IntervalMS > 0 && !strings.HasPrefix(hc.Path, "/") {
 			return fmt.Errorf("upstream %q: health check path %q must start with /", u.ID, hc.Path)
 		}
+	}
+	planIDs := make(map[string]bool, len(t.Plans))
+	for _, p := range t.Plans {
+		planIDs[p.ID] = true
 	}
 	apis := map[string]bool{}
 	paths := map[string]bool{}
@@ -272,6 +344,12 @@ func (t *Tenant) validate() error {
 		if a.TimeoutMS < 0 {
 			return fmt.Errorf("api %q: negative timeout", a.ID)
 		}
+		if err := a.RateLimit.Validate(); err != nil {
+			return fmt.Errorf("api %q: %w", a.ID, err)
+		}
+		if err := validateAPIDataplane(&a, planIDs); err != nil {
+			return fmt.Errorf("api %q: %w", a.ID, err)
+		}
 	}
 	plans := map[string]bool{}
 	for _, p := range t.Plans {
@@ -279,8 +357,11 @@ func (t *Tenant) validate() error {
 			return fmt.Errorf("plan %q: empty or duplicate id", p.ID)
 		}
 		plans[p.ID] = true
-		if p.RateLimit.Requests < 0 || (p.RateLimit.Requests > 0 && p.RateLimit.PerSeconds <= 0) {
-			return fmt.Errorf("plan %q: bad rate limit", p.ID)
+		if err := p.RateLimit.Validate(); err != nil {
+			return fmt.Errorf("plan %q: %w", p.ID, err)
+		}
+		if p.Concurrency < 0 {
+			return fmt.Errorf("plan %q: negative concurrency", p.ID)
 		}
 		if p.Quota.Requests < 0 {
 			return fmt.Errorf("plan %q: negative quota", p.ID)

@@ -167,3 +167,21 @@ func StripPrefix(path []byte, basePath string) []byte {
 }
 
 var slash = []byte("/")
+
+// Each calls fn with the value of every route (once per tenant route, even
+// when the tenant has several host names).
+func (t *Table[T]) Each(fn func(T)) {
+	if t == nil {
+		return
+	}
+	seen := map[*host[T]]bool{}
+	for _, h := range t.hosts {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		for i := range h.routes {
+			fn(h.routes[i].value)
+		}
+	}
+}

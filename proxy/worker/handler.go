@@ -5,12 +5,16 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tollgate/tollgate/proxy/balance"
+	"github.com/tollgate/tollgate/proxy/metrics"
 	"github.com/tollgate/tollgate/proxy/netguard"
 	"github.com/tollgate/tollgate/proxy/pipeline"
 	"github.com/tollgate/tollgate/proxy/problem"
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/ratelimit"
 	"github.com/tollgate/tollgate/proxy/router"
 )
@@ -26,6 +30,9 @@ const (
 	hdrRateLimitPol    = "RateLimit-Policy"
 	hdrRetryAfter      = "Retry-After"
 	hdrWWWAuthenticate = "WWW-Authenticate"
+	hdrTraceparent     = "Traceparent"
+	hdrForwarded       = "Forwarded"
+	hdrIdempotencyKey  = "Idempotency-Key"
 	maxRequestIDLen    = 200
 )
 
@@ -40,20 +47,41 @@ var (
 	problemPrivate = problem.BadGateway.WithDetail(
 		"The upstream target resolves to a private or loopback address, which this gateway does not connect to.")
 	wwwAuthenticate = []byte(`Bearer realm="tollgate"`)
+	problemTooLarge = problem.New("payload-too-large", 413, "Content Too Large",
+		"The request body is larger than this API accepts.")
+	problemShed = problem.New("overloaded", 503, "Service Unavailable",
+		"The gateway is at its concurrency limit; retry shortly.")
 )
 
 // HandleFastHTTP serves one client request: it runs the pipeline and either
-// answers with a problem or forwards to the chosen target. It is the whole
-// traffic handler, exported so that benchmarks can drive it directly.
+// answers with a problem or forwards to the chosen target (retrying on
+// another target where the upstream allows). It is the whole traffic
+// handler, exported so that benchmarks can drive it directly.
 func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	if max := w.opts.MaxConcurrent; max > 0 {
+		n := w.inflight.Add(1)
+		defer w.inflight.Add(-1)
+		if n > int64(max) {
+			w.metrics.Shed()
+			w.shed(ctx)
+			return
+		}
+	}
 	req := &ctx.Request
-	var d pipeline.Decision
-	w.pipe.Decide(ctx, w.sync.Load(), &pipeline.Request{
+	var ipBuf [48]byte
+	clientIP := appendRemoteIP(ipBuf[:0], ctx.RemoteAddr())
+	preq := pipeline.Request{
 		Host:          req.Header.Host(),
 		Path:          req.URI().Path(),
 		Authorization: req.Header.Peek(hdrAuthorization),
 		APIKey:        req.Header.Peek(hdrAPIKey),
-	}, &d)
+		Method:        req.Header.Method(),
+		ClientIP:      clientIP,
+		Headers:       &req.Header,
+	}
+	var d pipeline.Decision
+	w.pipe.Decide(ctx, w.sync.Load(), &preq, &d)
 
 	var idBuf [32]byte
 	reqID := req.Header.Peek(hdrRequestID)
@@ -61,70 +89,246 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		reqID = w.newRequestID(idBuf[:0])
 		req.Header.SetBytesV(hdrRequestID, reqID)
 	}
+	if !validTraceparent(req.Header.Peek(hdrTraceparent)) {
+		var tp [55]byte
+		req.Header.SetBytesV(hdrTraceparent, w.newTraceparent(tp[:0]))
+	}
 
+	if d.Problem == nil && d.API.MaxBodyBytes > 0 && int64(len(req.Body())) > d.API.MaxBodyBytes {
+		d.Done(balance.Result{})
+		d.Problem = problemTooLarge
+	}
 	if d.Problem != nil {
 		w.writeProblem(ctx, d.Problem, &d, reqID)
+		w.finish(ctx, &d, start, reqID)
 		return
 	}
-	if err := w.forward(ctx, &d); err != nil {
+	if err := w.forward(ctx, &d, &preq, clientIP); err != nil {
 		w.writeProblem(ctx, w.upstreamProblem(err, &d), &d, reqID)
+		w.finish(ctx, &d, start, reqID)
 		return
 	}
 	ctx.Response.Header.SetBytesV(hdrRequestID, reqID)
 	setRateHeaders(ctx, &d)
+	w.finish(ctx, &d, start, reqID)
+}
+
+// finish counts the answered request and writes its access log entry.
+func (w *Worker) finish(ctx *fasthttp.RequestCtx, d *pipeline.Decision, start time.Time, reqID []byte) {
+	status := ctx.Response.StatusCode()
+	elapsed := time.Since(start)
+	w.endRequest(ctx, d, status, start, elapsed)
+	if d.API != nil {
+		d.API.Metrics.Observe(status, elapsed)
+	} else {
+		w.unrouted.Observe(status, elapsed)
+	}
+	if w.access != nil {
+		w.access.log(ctx, d, status, elapsed, reqID)
+	}
 }
 
 // forward rewrites the client's request in place for the target and
-// exchanges it. The response lands in ctx.Response, cleaned of hop-by-hop
+// exchanges it, retrying on another target when the upstream's retry policy
+// and budget allow. The response lands in ctx.Response, cleaned of hop-by-hop
 // headers.
-func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision) error {
+func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *pipeline.Request, clientIP []byte) error {
 	req := &ctx.Request
-	t := d.Target
 	api := d.API
 
-	// Forwarded headers, before the host changes.
+	// Forwarded headers, before the host changes. A client's own claims
+	// are kept only when it connects from a trusted proxy.
+	trusted := w.trusted(ctx.RemoteAddr())
 	var buf [512]byte
 	b := buf[:0]
-	if prior := req.Header.Peek(hdrXFF); len(prior) > 0 {
+	if prior := req.Header.Peek(hdrXFF); trusted && len(prior) > 0 {
 		b = append(append(b, prior...), ", "...)
 	}
-	b = appendRemoteIP(b, ctx.RemoteAddr())
+	b = append(b, clientIP...)
 	req.Header.SetBytesV(hdrXFF, b)
-	if ctx.IsTLS() {
-		req.Header.Set(hdrXFProto, "https")
-	} else {
-		req.Header.Set(hdrXFProto, "http")
+	if !trusted || len(req.Header.Peek(hdrXFProto)) == 0 {
+		if isTLS(ctx) {
+			req.Header.Set(hdrXFProto, "https")
+		} else {
+			req.Header.Set(hdrXFProto, "http")
+		}
 	}
-	req.Header.SetBytesV(hdrXFHost, req.Header.Host())
+	if !trusted || len(req.Header.Peek(hdrXFHost)) == 0 {
+		req.Header.SetBytesV(hdrXFHost, req.Header.Host())
+	}
+	if !trusted {
+		req.Header.Del(hdrForwarded)
+	}
 
 	// Credentials of the gateway are not the upstream's business.
 	req.Header.Del(hdrAPIKey)
 	if d.KeyInAuthorization {
 		req.Header.Del(hdrAuthorization)
 	}
+	upgrading := isUpgrade(&req.Header)
 	stripHopRequest(&req.Header)
+	switch api.Config.Host {
+	case proxycfg.HostTarget:
+		req.UseHostHeader = false
+	case proxycfg.HostPreserve:
+		req.UseHostHeader = true
+	default:
+		req.Header.SetHost(api.Config.Host)
+		req.UseHostHeader = true
+	}
 
-	// Path: strip the base path, prefix the target's path, keep the query.
+	// Path: strip the base path; the target's path is prefixed per attempt.
 	path := req.URI().Path()
 	if api.Config.StripBasePath {
 		path = router.StripPrefix(path, api.Config.BasePath)
 	}
-	b = append(append(buf[:0], t.Path...), path...)
-	req.URI().SetPathBytes(b)
-	req.URI().SetScheme(t.Scheme)
-	req.URI().SetHost(t.Authority)
-	req.Header.SetHost(t.Authority)
-	req.UseHostHeader = false
+	var pathBuf [256]byte
+	path = append(pathBuf[:0], path...)
 
-	hc, _ := t.Handle.(*fasthttp.HostClient)
-	if hc == nil {
-		return errors.New("target without client")
+	if upgrading {
+		t := d.Target
+		b = append(append(buf[:0], t.Path...), path...)
+		req.URI().SetPathBytes(b)
+		if !req.UseHostHeader {
+			req.Header.SetHost(t.Authority)
+		}
+		return w.upgrade(ctx, d)
 	}
-	if err := hc.DoTimeout(req, &ctx.Response, api.Timeout); err != nil {
-		return err
+	stream := wantsStream(&req.Header)
+	retryable := pipeline.Retryable(d.Upstream, req.Header.Method(), len(req.Header.Peek(hdrIdempotencyKey)) > 0)
+	var tried uint64
+	deadline := time.Now().Add(api.Timeout)
+	for attempt := 0; ; attempt++ {
+		t := d.Target
+		b = append(append(buf[:0], t.Path...), path...)
+		req.URI().SetPathBytes(b)
+		req.URI().SetScheme(t.Scheme)
+		req.URI().SetHost(t.Authority)
+		if !req.UseHostHeader {
+			req.Header.SetHost(t.Authority)
+		}
+		hc := w.client(d)
+		if hc == nil {
+			d.Done(balance.Result{})
+			return errors.New("target without client")
+		}
+		ctx.Response.StreamBody = stream
+		t0 := time.Now()
+		err := hc.DoDeadline(req, &ctx.Response, deadline)
+		res := balance.Result{Latency: time.Since(t0)}
+		if err != nil {
+			res.ConnError = true
+			d.Upstream.Metrics.Error(errorKind(err))
+		} else {
+			res.Status = ctx.Response.StatusCode()
+		}
+		if retryable && attempt < d.Upstream.Retry.Attempts && time.Now().Before(deadline) &&
+			(err != nil || res.Status == 502 || res.Status == 503 || res.Status == 504) {
+			if d.Repick(preq, res, &tried) {
+				ctx.Response.Reset()
+				continue
+			}
+		} else {
+			d.Done(res)
+		}
+		if err != nil {
+			return err
+		}
+		stripHopResponse(&ctx.Response.Header)
+		return nil
 	}
-	stripHopResponse(&ctx.Response.Header)
-	return nil
+}
+
+// client returns the HostClient for d's target with d's API's timeouts.
+func (w *Worker) client(d *pipeline.Decision) *fasthttp.HostClient {
+	var h any
+	if d.API.Handles != nil {
+		h = d.API.Handles[d.Member]
+	} else {
+		h = d.Target.Handle
+	}
+	hc, _ := h.(*fasthttp.HostClient)
+	return hc
+}
+
+func errorKind(err error) int {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.As(err, &ne) && ne.Timeout():
+		return metrics.ErrTimeout
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" || errors.Is(err, netguard.ErrPrivateAddr) {
+		return metrics.ErrConnect
+	}
+	return metrics.ErrOther
+}
+
+// trusted reports whether a client connects from a trusted proxy, whose
+// X-Forwarded-* headers are kept.
+func (w *Worker) trusted(a net.Addr) bool {
+	if len(w.opts.TrustedProxies) == 0 {
+		return false
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	for _, p := range w.opts.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Worker) shed(ctx *fasthttp.RequestCtx) {
+	resp := &ctx.Response
+	resp.SetStatusCode(problemShed.Status)
+	resp.Header.SetContentType(problem.ContentType)
+	resp.Header.Set(hdrRetryAfter, "1")
+	resp.SetBody(problemShed.Body)
+}
+
+// validTraceparent checks a W3C traceparent header of version 00 (or a
+// later version, whose first 55 bytes have the same layout).
+func validTraceparent(v []byte) bool {
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || (len(v) > 55 && v[55] != '-') {
+		return false
+	}
+	if v[0] == 'f' && v[1] == 'f' || (len(v) > 55 && v[0] == '0' && v[1] == '0') {
+		return false
+	}
+	zeroTrace, zeroSpan := true, true
+	for i, c := range v[:55] {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+		if c != '0' {
+			if i > 2 && i < 35 {
+				zeroTrace = false
+			} else if i > 35 && i < 52 {
+				zeroSpan = false
+			}
+		}
+	}
+	return !zeroTrace && !zeroSpan
+}
+
+// newTraceparent appends a sampled traceparent with a new trace and span id.
+func (w *Worker) newTraceparent(b []byte) []byte {
+	b = append(b, "00-"...)
+	b = w.newRequestID(b)
+	b = append(b, '-')
+	n := w.idSeq.Add(1) ^ w.spanSalt
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, "0123456789abcdef"[(n>>uint(i))&0xf])
+	}
+	return append(b, "-01"...)
 }
 
 func (w *Worker) upstreamProblem(err error, d *pipeline.Decision) *problem.Problem {
@@ -166,12 +370,8 @@ func setRateHeaders(ctx *fasthttp.RequestCtx, d *pipeline.Decision) {
 	}
 	h := &ctx.Response.Header
 	h.SetBytesV(hdrRateLimitPol, d.Plan.Policy)
-	var buf [64]byte
-	b := append(buf[:0], `"default";r=`...)
-	b = strconv.AppendInt(b, d.Rate.Remaining, 10)
-	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, ratelimit.Seconds(d.Rate.Reset), 10)
-	h.SetBytesV(hdrRateLimit, b)
+	var buf [96]byte
+	h.SetBytesV(hdrRateLimit, pipeline.AppendRateLimit(buf[:0], d))
 }
 
 func stripHopRequest(h *fasthttp.RequestHeader) {

@@ -1,17 +1,27 @@
-// Package worker is a Tollgate data-plane worker: it wires config sync, key
-// auth, rate limiting, balancing and health checks into the pipeline and
+// Package worker is a Tollgate data-plane worker: it wires config sync (with
+// a last-good snapshot on disk), key and JWT auth, rate limiting, balancing
+// with passive and active health, retries and metrics into the pipeline, and
 // serves traffic with fasthttp, forwarding over keep-alive HostClients.
+//
+// Protocols: HTTP/1.1 on the traffic port (fasthttp), with WebSocket
+// upgrades spliced to the target and event streams flushed as they arrive
+// (stream.go); HTTP/2 over TLS with per-domain certificates reloaded from
+// disk, and cleartext h2c, on optional net/http front listeners that run the
+// same handler (front.go). Admin port: /healthz, /readyz and /metrics.
 package worker
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,13 +29,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tollgate/tollgate/proxy/balance"
 	"github.com/tollgate/tollgate/proxy/configsync"
 	"github.com/tollgate/tollgate/proxy/health"
+	"github.com/tollgate/tollgate/proxy/jwtauth"
 	"github.com/tollgate/tollgate/proxy/keyauth"
+	"github.com/tollgate/tollgate/proxy/metrics"
 	"github.com/tollgate/tollgate/proxy/netguard"
 	"github.com/tollgate/tollgate/proxy/pipeline"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
-	"github.com/tollgate/tollgate/proxy/ratelimit"
+	"github.com/tollgate/tollgate/proxy/tlsstore"
 )
 
 // Defaults of Options.
@@ -55,6 +68,63 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// ctx is cancelled; 0 means 30s.
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long the worker keeps accepting connections after
+	// ctx is cancelled while /readyz already answers 503, so that a load
+	// balancer stops sending before the listener closes; 0 means none.
+	DrainDelay time.Duration
+	// SnapshotFile, if set, keeps the last good snapshot on local disk: it
+	// is written after every swap and loaded at start when Redis has none
+	// to give, so a worker restarted while Redis is down still serves.
+	SnapshotFile string
+	// TrustedProxies are the client address ranges whose X-Forwarded-*
+	// and Forwarded headers are kept (appended to); from anyone else they
+	// are replaced. Empty trusts no one.
+	TrustedProxies []netip.Prefix
+	// MaxConcurrent caps the requests served at once; beyond it requests
+	// are shed with 503 and Retry-After. 0 means no cap.
+	MaxConcurrent int
+	// MaxHeaderBytes bounds a request's header block (431 beyond); 0
+	// means 16 KiB.
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds request bodies of every API (413 beyond); APIs
+	// may set less. 0 means 32 MiB.
+	MaxBodyBytes int
+	// ReadTimeout bounds reading a request (headers and body) from a
+	// client, against slow clients; 0 means 60s.
+	ReadTimeout time.Duration
+	// IdleTimeout closes keep-alive client connections idle this long; 0
+	// means 60s.
+	IdleTimeout time.Duration
+	// AccessLog, if set, receives one JSON-ready record per request,
+	// written asynchronously.
+	AccessLog *slog.Logger
+	// AccessLogSample is the share of successful requests logged (errors
+	// always are); 0 means all.
+	AccessLogSample float64
+	// Metrics, if set, is where the worker registers its metrics; nil
+	// makes a new registry (see Worker.Metrics).
+	Metrics *metrics.Metrics
+	// SecureListener, if set, serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN)
+	// with Certificates, which is then required.
+	SecureListener net.Listener
+	// Certificates pick the TLS certificate by server name; they are
+	// rescanned while the worker runs (tlsstore.Store.Run).
+	Certificates *tlsstore.Store
+	// H2CListener, if set, serves cleartext HTTP/2 (h2c, prior knowledge)
+	// and HTTP/1.1.
+	H2CListener net.Listener
+	// RateLimitTimeout bounds one Redis call of the rate limiters; past it
+	// they decide locally for a second. 0 means 100 ms.
+	RateLimitTimeout time.Duration
+	// RateLimitLeaseTarget is how much of this worker's traffic of a hot
+	// subject one lease of tokens covers; 0 means 10 ms, negative turns
+	// leasing off (one Redis call per limited request).
+	RateLimitLeaseTarget time.Duration
+	// MeterInterval is how often usage is shipped to Redis (the most a
+	// SIGKILL loses); 0 means 1s.
+	MeterInterval time.Duration
+	// DisableMetering turns usage metering off (benchmarks).
+	DisableMetering bool
 }
 
 // Worker is one proxy worker. Create it with New and run it with Serve.
@@ -74,14 +144,29 @@ type Worker struct {
 	clientsMu sync.Mutex
 	clients   map[string]*fasthttp.HostClient // by scheme://host:port
 
+	statsMu sync.Mutex
+	stats   map[[2]string]*balance.Stats // by upstream key and target URL
+
 	idPrefix [16]byte // hex of random bytes, prefix of generated request ids
 	idSeq    atomic.Uint64
+	spanSalt uint64
+
+	jwt      *jwtauth.Verifier
+	metrics  *metrics.Metrics
+	unrouted *metrics.APIMetrics
+	access   *accessLog
+	inflight atomic.Int64
+
+	thr throttling
 }
 
 // New makes a Worker. It does not touch the network; Serve does.
 func New(opts Options) (*Worker, error) {
 	if opts.Redis == nil {
 		return nil, errors.New("worker: nil redis client")
+	}
+	if opts.SecureListener != nil && opts.Certificates == nil {
+		return nil, errors.New("worker: a secure listener needs Certificates")
 	}
 	if len(opts.Secret) == 0 {
 		return nil, errors.New("worker: empty secret")
@@ -107,6 +192,38 @@ func New(opts Options) (*Worker, error) {
 		return nil, fmt.Errorf("worker: request id seed: %w", err)
 	}
 	hex.Encode(w.idPrefix[:], rb[:])
+	w.spanSalt = binary.LittleEndian.Uint64(rb[:]) * 0x9e3779b97f4a7c15
+	if opts.MaxHeaderBytes <= 0 {
+		w.opts.MaxHeaderBytes = 16 << 10
+	}
+	if opts.MaxBodyBytes <= 0 {
+		w.opts.MaxBodyBytes = 32 << 20
+	}
+	if opts.ReadTimeout <= 0 {
+		w.opts.ReadTimeout = 60 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		w.opts.IdleTimeout = 60 * time.Second
+	}
+	w.metrics = opts.Metrics
+	if w.metrics == nil {
+		w.metrics = metrics.New(metrics.Sources{
+			Generation: w.Generation,
+			ConfigAge:  w.configAge,
+			Targets:    w.targetStates,
+		})
+	}
+	w.unrouted = w.metrics.API("", "")
+	w.jwt = jwtauth.New(jwtauth.Options{
+		HTTPClient: &http.Client{
+			Timeout:   jwtauth.DefaultTimeout,
+			Transport: &http.Transport{DialContext: w.dialer.DialContext, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second},
+		},
+		Logger: opts.Logger.With("component", "jwtauth"),
+	})
+	if opts.AccessLog != nil {
+		w.access = newAccessLog(opts.AccessLog, opts.AccessLogSample)
+	}
 	w.health = health.New(w.dialer, opts.Logger.With("component", "health"))
 	keys, err := keyauth.New(keyauth.Options{
 		Redis:  opts.Redis,
@@ -118,9 +235,9 @@ func New(opts Options) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.keys = keys
-	w.pipe = pipeline.Pipeline{
-		Keys:    keys,
-		Limiter: ratelimit.NewRedis(opts.Redis, opts.Keys, nil, opts.Logger.With("component", "ratelimit")),
+	w.pipe = pipeline.Pipeline{Keys: keys}
+	if err := w.setupThrottling(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.sync, err = configsync.New(configsync.Options[pipeline.Runtime]{
 		Redis:        opts.Redis,
@@ -129,6 +246,8 @@ func New(opts Options) (*Worker, error) {
 		Swapped:      w.swapped,
 		PollInterval: opts.PollInterval,
 		Logger:       opts.Logger.With("component", "configsync"),
+		CacheFile:    opts.SnapshotFile,
+		Rejected:     func(int64, error) { w.metrics.ConfigRejected() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -143,12 +262,60 @@ func (w *Worker) Ready() bool { return w.sync.Ready() && !w.draining.Load() }
 // Generation is the generation of the live config (0 before the first).
 func (w *Worker) Generation() int64 { return w.sync.Generation() }
 
+// Metrics are the worker's metrics; register more collectors in
+// Metrics().Registry.
+func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
+
 func (w *Worker) build(snap *proxycfg.Snapshot) (*pipeline.Runtime, error) {
 	return pipeline.Build(snap, pipeline.BuildOptions{
-		Domain: w.opts.Domain,
-		Health: w.health,
-		Attach: w.attach,
+		Domain:    w.opts.Domain,
+		Health:    w.health,
+		Attach:    w.attach,
+		AttachAPI: w.attachAPI,
+		JWT:       w.jwt,
+		Metrics:   w.metrics,
+		Logger:    w.logger.With("component", "balance"),
+		Stats:     w.targetStats,
 	})
+}
+
+// targetStats returns the balancer counters of a target, shared by the
+// pools of successive configs.
+func (w *Worker) targetStats(upstreamKey, url string) *balance.Stats {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	if w.stats == nil {
+		w.stats = map[[2]string]*balance.Stats{}
+	}
+	k := [2]string{upstreamKey, url}
+	s := w.stats[k]
+	if s == nil {
+		s = new(balance.Stats)
+		w.stats[k] = s
+	}
+	return s
+}
+
+// configAge is the time since the live snapshot was compiled.
+func (w *Worker) configAge() time.Duration {
+	rt := w.sync.Load()
+	if rt == nil || rt.CompiledAt.IsZero() {
+		return 0
+	}
+	return time.Since(rt.CompiledAt)
+}
+
+// targetStates lists every target of the live config for metrics.
+func (w *Worker) targetStates(yield func(tenant, upstream, target string, up bool)) {
+	rt := w.sync.Load()
+	if rt == nil {
+		return
+	}
+	for _, u := range rt.Upstreams() {
+		for i, t := range u.Targets {
+			yield(u.TenantSlug, u.ID, t.URL, u.Pool.Available(i))
+		}
+	}
 }
 
 // attach gives a target its HostClient, reusing the one of an unchanged
@@ -157,22 +324,46 @@ func (w *Worker) attach(t *pipeline.Target) {
 	key := t.Scheme + "://" + t.Host
 	w.clientsMu.Lock()
 	defer w.clientsMu.Unlock()
-	c := w.clients[key]
-	if c == nil {
-		c = &fasthttp.HostClient{
-			Addr:                     t.Host,
-			Name:                     "tollgate",
-			IsTLS:                    t.Scheme == "https",
-			DialTimeout:              w.dialer.DialTimeout,
-			MaxConns:                 4096,
-			MaxConnWaitTimeout:       5 * time.Second,
-			MaxIdleConnDuration:      60 * time.Second,
-			NoDefaultUserAgentHeader: true,
-			ReadBufferSize:           16 << 10,
-		}
-		w.clients[key] = c
+	t.Handle = w.hostClient(key, t, 0, 0)
+}
+
+// attachAPI gives an API with its own timeouts HostClients of its own
+// (one per target and timeout pair; they are shared by APIs alike).
+func (w *Worker) attachAPI(api *pipeline.API) {
+	w.clientsMu.Lock()
+	defer w.clientsMu.Unlock()
+	api.Handles = make([]any, len(api.Targets))
+	for i, t := range api.Targets {
+		key := t.Scheme + "://" + t.Host + "|" + api.ConnectTimeout.String() + "|" + api.ReadTimeout.String()
+		api.Handles[i] = w.hostClient(key, t, api.ConnectTimeout, api.ReadTimeout)
 	}
-	t.Handle = c
+}
+
+// hostClient returns the client under key, making it; clientsMu is held.
+func (w *Worker) hostClient(key string, t *pipeline.Target, connect, read time.Duration) *fasthttp.HostClient {
+	if c := w.clients[key]; c != nil {
+		return c
+	}
+	dial := w.dialer.DialTimeout
+	if connect > 0 {
+		dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			return w.dialer.DialTimeout(addr, min(timeout, connect))
+		}
+	}
+	c := &fasthttp.HostClient{
+		Addr:                     t.Host,
+		Name:                     "tollgate",
+		IsTLS:                    t.Scheme == "https",
+		DialTimeout:              dial,
+		MaxConns:                 4096,
+		MaxConnWaitTimeout:       5 * time.Second,
+		MaxIdleConnDuration:      60 * time.Second,
+		NoDefaultUserAgentHeader: true,
+		ReadBufferSize:           16 << 10,
+		ReadTimeout:              read,
+	}
+	w.clients[key] = c
+	return c
 }
 
 // swapped runs after a new runtime went live: health checks follow it and
@@ -180,12 +371,27 @@ func (w *Worker) attach(t *pipeline.Target) {
 func (w *Worker) swapped(_, cur *pipeline.Runtime) {
 	ups := cur.HealthUpstreams()
 	w.health.Sync(w.bg, ups)
+	w.statsMu.Lock()
+	live := map[[2]string]bool{}
+	for _, u := range ups {
+		for _, t := range u.Targets {
+			live[[2]string{u.Key, t}] = true
+		}
+	}
+	for k := range w.stats {
+		if !live[k] {
+			delete(w.stats, k)
+		}
+	}
+	w.statsMu.Unlock()
+	w.metrics.ConfigSwapped()
+	go cur.WarmJWT(w.bg)
 	w.clientsMu.Lock()
 	defer w.clientsMu.Unlock()
 	used := map[string]bool{}
 	cur.EachTarget(func(t *pipeline.Target) { used[t.Scheme+"://"+t.Host] = true })
 	for k, c := range w.clients {
-		if !used[k] {
+		if base, _, _ := strings.Cut(k, "|"); !used[base] {
 			// In-flight requests of the old runtime keep their connections;
 			// only idle ones close.
 			c.CloseIdleConnections()
@@ -208,10 +414,14 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { _ = w.sync.Run(bg) })
 	loops.Go(func() { _ = w.keys.Run(bg) })
+	w.runThrottling(bg, &loops)
 	defer func() {
 		stopBG()
 		loops.Wait()
 		w.health.Close()
+		if w.access != nil {
+			w.access.close()
+		}
 		w.clientsMu.Lock()
 		for _, c := range w.clients {
 			c.CloseIdleConnections()
@@ -224,15 +434,43 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		Name:                  "tollgate",
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		ReadTimeout:           60 * time.Second,
-		IdleTimeout:           60 * time.Second,
-		MaxRequestBodySize:    32 << 20,
-		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{w.logger},
+		ReadTimeout:           w.opts.ReadTimeout,
+		IdleTimeout:           w.opts.IdleTimeout,
+		MaxRequestBodySize:    w.opts.MaxBodyBytes,
+		// The read buffer bounds the request line and headers: a larger
+		// header block is answered 431.
+		ReadBufferSize:  w.opts.MaxHeaderBytes,
+		HeaderReceived:  w.headerReceived,
+		ErrorHandler:    engineError,
+		CloseOnShutdown: true,
+		Logger:          fasthttpLogger{w.logger},
 	}
 	adminSrv := &http.Server{Handler: w.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	var frontSrvs []*http.Server
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
+	if l := w.opts.SecureListener; l != nil {
+		if err := w.opts.Certificates.Load(); err != nil {
+			w.logger.Warn("tls certificates not loaded", "err", err)
+		}
+		fs := w.frontServer(true)
+		frontSrvs = append(frontSrvs, fs)
+		loops.Go(func() { w.opts.Certificates.Run(bg) })
+		go func() {
+			if err := fs.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve tls: %w", err)
+			}
+		}()
+	}
+	if l := w.opts.H2CListener; l != nil {
+		fs := w.frontServer(false)
+		frontSrvs = append(frontSrvs, fs)
+		go func() {
+			if err := fs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve h2c: %w", err)
+			}
+		}()
+	}
 	go func() {
 		if err := srv.Serve(traffic); err != nil {
 			errc <- fmt.Errorf("serve traffic: %w", err)
@@ -249,12 +487,26 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 	case serveErr = <-errc:
 	}
 	w.draining.Store(true)
+	if d := w.opts.DrainDelay; d > 0 && serveErr == nil {
+		w.logger.Info("proxy worker draining: not ready, still accepting", "for", d)
+		time.Sleep(d)
+	}
 	w.logger.Info("proxy worker shutting down", "timeout", w.opts.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), w.opts.ShutdownTimeout)
 	defer cancel()
+	var fronts sync.WaitGroup
+	for _, fs := range frontSrvs {
+		fronts.Go(func() {
+			if err := fs.Shutdown(sctx); err != nil {
+				w.logger.Warn("front shutdown incomplete", "err", err)
+				_ = fs.Close()
+			}
+		})
+	}
 	if err := srv.ShutdownWithContext(sctx); err != nil {
 		w.logger.Warn("traffic shutdown incomplete", "err", err)
 	}
+	fronts.Wait()
 	if err := adminSrv.Shutdown(sctx); err != nil {
 		w.logger.Warn("admin shutdown incomplete", "err", err)
 		_ = adminSrv.Close()
@@ -268,6 +520,7 @@ func (w *Worker) adminHandler() http.Handler {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = rw.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", w.metrics.Handler())
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !w.Ready() {

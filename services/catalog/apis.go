@@ -41,6 +41,13 @@ type APIInput struct {
 	StripBasePath *bool `json:"strip_base_path"`
 	// TimeoutMS bounds the upstream exchange; 0 means the proxy default.
 	TimeoutMS int `json:"timeout_ms"`
+	// RateLimit is a ceiling on all the API's traffic together, whatever
+	// the plans of its callers allow (it protects the backend); requests 0
+	// (or omitted) means none. Scope does not apply.
+	RateLimit RateLimit `json:"rate_limit"`
+	// APIDataplane (inline): jwt, max_body_bytes, host,
+	// connect_timeout_ms, read_timeout_ms.
+	APIDataplane
 }
 
 // API is a stored API.
@@ -53,15 +60,17 @@ type API struct {
 	Auth          string    `json:"auth"`
 	StripBasePath bool      `json:"strip_base_path"`
 	TimeoutMS     int       `json:"timeout_ms"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	RateLimit     RateLimit `json:"rate_limit"`
+	APIDataplane
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Input returns the settable fields of a.
 func (a API) Input() APIInput {
 	strip := a.StripBasePath
 	return APIInput{Name: a.Name, Slug: a.Slug, BasePath: a.BasePath, UpstreamID: a.UpstreamID,
-		Auth: a.Auth, StripBasePath: &strip, TimeoutMS: a.TimeoutMS}
+		Auth: a.Auth, StripBasePath: &strip, TimeoutMS: a.TimeoutMS, RateLimit: a.RateLimit, APIDataplane: a.APIDataplane}
 }
 
 // checkBasePath returns a user-facing reason to refuse p, or "".
@@ -110,6 +119,10 @@ func normalizeAPI(ctx context.Context, q querier, tenantID string, in APIInput) 
 		t := true
 		in.StripBasePath = &t
 	}
+	checkRateLimit(v, "rate_limit", in.RateLimit)
+	if in.RateLimit.Scope != "" {
+		v.Add("rate_limit.scope", "does not apply to an API's ceiling (it counts every caller together)")
+	}
 	if in.TimeoutMS < 0 || in.TimeoutMS > MaxAPITimeoutMS {
 		v.Add("timeout_ms", "must be between 0 (proxy default) and %d", MaxAPITimeoutMS)
 	}
@@ -128,6 +141,11 @@ func normalizeAPI(ctx context.Context, q querier, tenantID string, in APIInput) 
 			v.Add("upstream_id", "no such upstream")
 		}
 	}
+	dp, err := normalizeAPIDataplane(ctx, v, q, tenantID, in.Auth, in.APIDataplane)
+	if err != nil {
+		return APIInput{}, err
+	}
+	in.APIDataplane = dp
 	if err := v.Err(); err != nil {
 		return APIInput{}, err
 	}
@@ -148,12 +166,17 @@ func apiConflict(err error, in APIInput) error {
 	return fault.Conflict("", "the API clashes with another one")
 }
 
-const apiCols = `id, name, slug, base_path, upstream_id, auth, strip_base_path, timeout_ms, created_at, updated_at`
+const apiCols = `id, name, slug, base_path, upstream_id, auth, strip_base_path, timeout_ms, created_at, updated_at,
+	rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane`
 
 func scanAPI(row pgx.Row) (API, error) {
 	var a API
+	var dp []byte
 	err := row.Scan(&a.ID, &a.Name, &a.Slug, &a.BasePath, &a.UpstreamID, &a.Auth, &a.StripBasePath,
-		&a.TimeoutMS, &a.CreatedAt, &a.UpdatedAt)
+		&a.TimeoutMS, &a.CreatedAt, &a.UpdatedAt, &a.RateLimit.Requests, &a.RateLimit.PerSeconds, &a.RateLimit.Burst, &dp)
+	if err == nil {
+		err = decodeDataplane(dp, &a.APIDataplane)
+	}
 	return a, err
 }
 
@@ -197,8 +220,10 @@ func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (
 			return err
 		}
 		a, err = scanAPI(tx.QueryRow(ctx, `INSERT INTO apis (tenant_id, name, slug, base_path, upstream_id, auth,
-			strip_base_path, timeout_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+apiCols,
-			who.TenantID, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS))
+			strip_base_path, timeout_ms, rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING `+apiCols,
+			who.TenantID, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS,
+			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane))
 		if err != nil {
 			return fmt.Errorf("insert api: %w", apiConflict(err, in))
 		}
@@ -230,9 +255,11 @@ func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, cha
 			return err
 		}
 		a, err = scanAPI(tx.QueryRow(ctx, `UPDATE apis SET name = $3, slug = $4, base_path = $5, upstream_id = $6,
-			auth = $7, strip_base_path = $8, timeout_ms = $9, updated_at = now()
+			auth = $7, strip_base_path = $8, timeout_ms = $9, rate_limit_requests = $10, rate_limit_per_seconds = $11,
+			rate_limit_burst = $12, dataplane = $13, updated_at = now()
 			WHERE tenant_id = $1 AND id = $2 RETURNING `+apiCols,
-			who.TenantID, id, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS))
+			who.TenantID, id, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS,
+			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane))
 		if err != nil {
 			return fmt.Errorf("update api: %w", apiConflict(err, in))
 		}

@@ -30,9 +30,42 @@ const (
 var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
 
 // RateLimit allows Requests per PerSeconds; Requests 0 means unlimited.
+// The window slides: no interval of PerSeconds admits more than Requests.
 type RateLimit struct {
 	Requests   int64 `json:"requests"`
 	PerSeconds int64 `json:"per_seconds"`
+	// Burst, when > 0, also caps any interval of PerSeconds*Burst/Requests
+	// at Burst requests (it must be below Requests); 0 means no cap.
+	Burst int64 `json:"burst"`
+	// Scope is whose requests share a plan's limits (rate, quota and
+	// concurrency): "key" (default, each key on its own) or "consumer" (all
+	// the consumer's keys of the plan together). APIs have no scope.
+	Scope string `json:"scope,omitempty"`
+}
+
+// Rate limit scopes.
+const (
+	ScopeKey      = "key"
+	ScopeConsumer = "consumer"
+)
+
+// MaxConcurrency bounds a plan's concurrency limit.
+const MaxConcurrency = 100_000
+
+// checkRateLimit validates rl under the field prefix (e.g. "rate_limit").
+func checkRateLimit(v *fault.ValidationError, field string, rl RateLimit) {
+	if rl.Requests < 0 {
+		v.Add(field+".requests", "must not be negative (0 means unlimited)")
+	}
+	if rl.Requests > 0 && (rl.PerSeconds < 1 || rl.PerSeconds > MaxRatePeriodSeconds) {
+		v.Add(field+".per_seconds", "must be between 1 and %d when requests is set", MaxRatePeriodSeconds)
+	}
+	if rl.Requests == 0 && rl.PerSeconds < 0 {
+		v.Add(field+".per_seconds", "must not be negative")
+	}
+	if rl.Burst < 0 || (rl.Burst > 0 && rl.Burst >= rl.Requests) {
+		v.Add(field+".burst", "must be between 0 (no cap) and requests-1")
+	}
 }
 
 // Quota allows Requests per Period (day or month, default month); Requests 0 means unlimited.
@@ -57,6 +90,9 @@ type PlanInput struct {
 	APIIDs []string `json:"api_ids"`
 	// Price is nil for a free plan.
 	Price *Price `json:"price"`
+	// Concurrency is the most requests in flight at once per key (or
+	// consumer, by rate_limit.scope) across all workers; 0 means no limit.
+	Concurrency int64 `json:"concurrency"`
 }
 
 // Plan is a stored plan.
@@ -67,27 +103,32 @@ type Plan struct {
 	Quota     Quota     `json:"quota"`
 	APIIDs    []string  `json:"api_ids"`
 	Price     *Price    `json:"price"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// Concurrency is the in-flight limit per key or consumer; 0 means none.
+	Concurrency int64     `json:"concurrency"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Input returns the settable fields of p.
 func (p Plan) Input() PlanInput {
-	return PlanInput{Name: p.Name, RateLimit: p.RateLimit, Quota: p.Quota, APIIDs: p.APIIDs, Price: p.Price}
+	return PlanInput{Name: p.Name, RateLimit: p.RateLimit, Quota: p.Quota, APIIDs: p.APIIDs, Price: p.Price,
+		Concurrency: p.Concurrency}
 }
 
 func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput) (PlanInput, error) {
 	v := &fault.ValidationError{}
 	in.Name = strings.TrimSpace(in.Name)
 	checkName(v, "name", in.Name)
-	if in.RateLimit.Requests < 0 {
-		v.Add("rate_limit.requests", "must not be negative (0 means unlimited)")
+	checkRateLimit(v, "rate_limit", in.RateLimit)
+	switch in.RateLimit.Scope {
+	case "":
+		in.RateLimit.Scope = ScopeKey
+	case ScopeKey, ScopeConsumer:
+	default:
+		v.Add("rate_limit.scope", "must be %q or %q", ScopeKey, ScopeConsumer)
 	}
-	if in.RateLimit.Requests > 0 && (in.RateLimit.PerSeconds < 1 || in.RateLimit.PerSeconds > MaxRatePeriodSeconds) {
-		v.Add("rate_limit.per_seconds", "must be between 1 and %d when requests is set", MaxRatePeriodSeconds)
-	}
-	if in.RateLimit.Requests == 0 && in.RateLimit.PerSeconds < 0 {
-		v.Add("rate_limit.per_seconds", "must not be negative")
+	if in.Concurrency < 0 || in.Concurrency > MaxConcurrency {
+		v.Add("concurrency", "must be between 0 (no limit) and %d", MaxConcurrency)
 	}
 	if in.Quota.Requests < 0 {
 		v.Add("quota.requests", "must not be negative (0 means unlimited)")
@@ -154,14 +195,14 @@ func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput
 }
 
 const planCols = `id, name, rate_limit_requests, rate_limit_per_seconds, quota_requests, quota_period,
-	price_cents, currency, created_at, updated_at`
+	price_cents, currency, created_at, updated_at, rate_limit_burst, rate_limit_scope, concurrency`
 
 func scanPlan(row pgx.Row) (Plan, error) {
 	var p Plan
 	var cents *int64
 	var cur *string
 	err := row.Scan(&p.ID, &p.Name, &p.RateLimit.Requests, &p.RateLimit.PerSeconds, &p.Quota.Requests,
-		&p.Quota.Period, &cents, &cur, &p.CreatedAt, &p.UpdatedAt)
+		&p.Quota.Period, &cents, &cur, &p.CreatedAt, &p.UpdatedAt, &p.RateLimit.Burst, &p.RateLimit.Scope, &p.Concurrency)
 	if cents != nil && cur != nil {
 		p.Price = &Price{AmountCents: *cents, Currency: *cur}
 	}
@@ -270,10 +311,11 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 		}
 		cents, cur := priceArgs(in.Price)
 		p, err = scanPlan(tx.QueryRow(ctx, `INSERT INTO plans (tenant_id, name, rate_limit_requests,
-			rate_limit_per_seconds, quota_requests, quota_period, price_cents, currency)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+planCols,
+			rate_limit_per_seconds, quota_requests, quota_period, price_cents, currency,
+			rate_limit_burst, rate_limit_scope, concurrency)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING `+planCols,
 			who.TenantID, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
-			in.Quota.Period, cents, cur))
+			in.Quota.Period, cents, cur, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency))
 		if err != nil {
 			return fmt.Errorf("insert plan: %w", err)
 		}
@@ -312,9 +354,10 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 		cents, currency := priceArgs(in.Price)
 		p, err = scanPlan(tx.QueryRow(ctx, `UPDATE plans SET name = $3, rate_limit_requests = $4,
 			rate_limit_per_seconds = $5, quota_requests = $6, quota_period = $7, price_cents = $8, currency = $9,
+			rate_limit_burst = $10, rate_limit_scope = $11, concurrency = $12,
 			updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING `+planCols,
 			who.TenantID, id, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
-			in.Quota.Period, cents, currency))
+			in.Quota.Period, cents, currency, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency))
 		if err != nil {
 			return fmt.Errorf("update plan: %w", err)
 		}

@@ -64,6 +64,8 @@ type UpstreamInput struct {
 	Targets   []Target `json:"targets"`
 	// HealthCheck enables active health checks; nil means every target is taken as healthy.
 	HealthCheck *HealthCheck `json:"health_check"`
+	// UpstreamDataplane (inline): hash_on, outlier, retry, circuit_breaker.
+	UpstreamDataplane
 }
 
 // Upstream is a stored pool of backend targets.
@@ -73,13 +75,15 @@ type Upstream struct {
 	Algorithm   string       `json:"algorithm"`
 	Targets     []Target     `json:"targets"`
 	HealthCheck *HealthCheck `json:"health_check"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
+	UpstreamDataplane
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Input returns the settable fields of u, e.g. to apply a partial update to.
 func (u Upstream) Input() UpstreamInput {
-	return UpstreamInput{Name: u.Name, Algorithm: u.Algorithm, Targets: u.Targets, HealthCheck: u.HealthCheck}
+	return UpstreamInput{Name: u.Name, Algorithm: u.Algorithm, Targets: u.Targets, HealthCheck: u.HealthCheck,
+		UpstreamDataplane: u.UpstreamDataplane}
 }
 
 // normalizeUpstream validates in and fills its defaults.
@@ -90,10 +94,12 @@ func (s *Service) normalizeUpstream(ctx context.Context, in UpstreamInput) (Upst
 	switch in.Algorithm {
 	case "":
 		out.Algorithm = proxycfg.AlgorithmRoundRobin
-	case proxycfg.AlgorithmRoundRobin, proxycfg.AlgorithmWeighted:
+	case proxycfg.AlgorithmRoundRobin, proxycfg.AlgorithmWeighted, proxycfg.AlgorithmLeastConn,
+		proxycfg.AlgorithmConsistentHash, proxycfg.AlgorithmRandom:
 	default:
-		v.Add("algorithm", "must be %q or %q", proxycfg.AlgorithmRoundRobin, proxycfg.AlgorithmWeighted)
+		v.Add("algorithm", "must be one of %s", algorithmNames())
 	}
+	out.UpstreamDataplane = normalizeUpstreamDataplane(v, out.Algorithm, in.UpstreamDataplane)
 	switch {
 	case len(in.Targets) == 0:
 		v.Add("targets", "at least one target is required")
@@ -219,13 +225,16 @@ func normalizeHealthCheck(v *fault.ValidationError, hc HealthCheck) HealthCheck 
 	return hc
 }
 
-const upstreamCols = `id, name, algorithm, health_check, created_at, updated_at`
+const upstreamCols = `id, name, algorithm, health_check, created_at, updated_at, dataplane`
 
 func scanUpstream(row pgx.Row) (Upstream, error) {
 	var u Upstream
-	var hc []byte
-	if err := row.Scan(&u.ID, &u.Name, &u.Algorithm, &hc, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	var hc, dp []byte
+	if err := row.Scan(&u.ID, &u.Name, &u.Algorithm, &hc, &u.CreatedAt, &u.UpdatedAt, &dp); err != nil {
 		return Upstream{}, err
+	}
+	if err := decodeDataplane(dp, &u.UpstreamDataplane); err != nil {
+		return Upstream{}, fmt.Errorf("upstream %s: %w", u.ID, err)
 	}
 	if len(hc) > 0 && string(hc) != "null" {
 		u.HealthCheck = &HealthCheck{}
@@ -337,8 +346,9 @@ func (s *Service) CreateUpstream(ctx context.Context, who audit.Actor, in Upstre
 	}
 	var u Upstream
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		u, err = scanUpstream(tx.QueryRow(ctx, `INSERT INTO upstreams (tenant_id, name, algorithm, health_check)
-			VALUES ($1, $2, $3, $4) RETURNING `+upstreamCols, who.TenantID, in.Name, in.Algorithm, in.HealthCheck))
+		u, err = scanUpstream(tx.QueryRow(ctx, `INSERT INTO upstreams (tenant_id, name, algorithm, health_check, dataplane)
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+upstreamCols, who.TenantID, in.Name, in.Algorithm, in.HealthCheck,
+			in.UpstreamDataplane))
 		if err != nil {
 			return fmt.Errorf("insert upstream: %w", err)
 		}
@@ -375,8 +385,8 @@ func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string
 			return err
 		}
 		u, err = scanUpstream(tx.QueryRow(ctx, `UPDATE upstreams SET name = $3, algorithm = $4, health_check = $5,
-			updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING `+upstreamCols,
-			who.TenantID, id, in.Name, in.Algorithm, in.HealthCheck))
+			dataplane = $6, updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING `+upstreamCols,
+			who.TenantID, id, in.Name, in.Algorithm, in.HealthCheck, in.UpstreamDataplane))
 		if err != nil {
 			return fmt.Errorf("update upstream: %w", err)
 		}

@@ -13,7 +13,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/store"
@@ -33,6 +35,11 @@ type Options struct {
 	AllowPrivateUpstreams bool
 	// Logger receives server errors. If nil, slog.Default() is used.
 	Logger *slog.Logger
+	// Redis holds the proxies' quota counters, read by GET
+	// /v1/keys/{id}/quota; nil makes that route fail.
+	Redis redis.UniversalClient
+	// Keys names the Redis keys (Prefix separates deployments and tests).
+	Keys proxycfg.Keys
 }
 
 // authKind says which credential a route takes.
@@ -67,6 +74,8 @@ type api struct {
 	opTok  string
 	cat    *catalog.Service
 	log    *slog.Logger
+	rdb    redis.UniversalClient
+	keys   proxycfg.Keys
 }
 
 func (a *api) routes() []route {
@@ -109,6 +118,10 @@ func (a *api) routes() []route {
 		{"GET", "/v1/keys", authTenant, a.listKeys},
 		{"GET", "/v1/keys/{id}", authTenant, get(c.GetKey)},
 		{"DELETE", "/v1/keys/{id}", authTenant, remove(c.RevokeKey)},
+		{"GET", "/v1/keys/{id}/quota", authTenant, a.getKeyQuota},
+
+		{"GET", "/v1/usage", authTenant, a.getUsage},
+		{"GET", "/v1/usage/top-consumers", authTenant, a.getTopConsumers},
 
 		{"GET", "/v1/audit", authTenant, a.listAudit},
 	}
@@ -116,7 +129,7 @@ func (a *api) routes() []route {
 
 // New returns the handler of everything under /v1/.
 func New(opts Options) http.Handler {
-	a := &api{db: opts.DB, secret: opts.Secret, opTok: opts.OperatorToken, log: opts.Logger,
+	a := &api{db: opts.DB, secret: opts.Secret, opTok: opts.OperatorToken, log: opts.Logger, rdb: opts.Redis, keys: opts.Keys,
 		cat: catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams)}
 	if a.log == nil {
 		a.log = slog.Default()

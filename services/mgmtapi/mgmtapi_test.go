@@ -115,7 +115,7 @@ func TestValidation(t *testing.T) {
 		fields []string
 	}{
 		{"upstream no targets", "POST", "/v1/upstreams", map[string]any{"name": "u", "targets": []any{}}, 422, []string{"targets"}},
-		{"upstream bad algorithm", "POST", "/v1/upstreams", map[string]any{"name": "u", "algorithm": "random",
+		{"upstream bad algorithm", "POST", "/v1/upstreams", map[string]any{"name": "u", "algorithm": "fastest",
 			"targets": []any{map[string]any{"url": "http://a.example"}}}, 422, []string{"algorithm"}},
 		{"upstream bad url and weight", "POST", "/v1/upstreams", map[string]any{"name": "u", "targets": []any{
 			map[string]any{"url": "http://ok.example"}, map[string]any{"url": "ftp://x", "weight": 0}}}, 422,

@@ -108,6 +108,25 @@ func buildOpenAPI() obj {
 	keys["post"].(obj)["summary"] = "Issue a key (the key is shown once)"
 	keys["get"].(obj)["parameters"] = append([]any{obj{"name": "consumer_id", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}}, pageParams...)
 	paths["/v1/keys/{id}"].(obj)["delete"].(obj)["summary"] = "Revoke a key"
+	usageParams := []any{
+		obj{"name": "from", "in": "query", "description": "start (RFC 3339, rounded down to the bucket); default to - 24h", "schema": obj{"type": "string", "format": "date-time"}},
+		obj{"name": "to", "in": "query", "description": "end, exclusive (RFC 3339, rounded up to the bucket); default now", "schema": obj{"type": "string", "format": "date-time"}},
+		obj{"name": "bucket", "in": "query", "schema": obj{"type": "string", "enum": []string{"minute", "hour", "day"}, "default": "hour"}},
+		obj{"name": "api_id", "in": "query", "schema": obj{"type": "string", "format": "uuid"}},
+		obj{"name": "consumer_id", "in": "query", "schema": obj{"type": "string", "format": "uuid"}},
+		obj{"name": "key_id", "in": "query", "schema": obj{"type": "string", "format": "uuid"}},
+		obj{"name": "plan_id", "in": "query", "schema": obj{"type": "string", "format": "uuid"}},
+		obj{"name": "status", "in": "query", "description": "a status class: 1xx to 5xx", "schema": obj{"type": "string", "enum": []string{"1xx", "2xx", "3xx", "4xx", "5xx"}}},
+	}
+	paths["/v1/usage"] = obj{"get": op("Proxied requests per time bucket (empty buckets included), from per-minute rollups", "200",
+		okResp(ref("UsageSeries")), obj{"parameters": usageParams, "responses": obj{"200": okResp(ref("UsageSeries")),
+			"400": problemResp("Malformed request"), "401": problemResp("Missing or bad token"), "422": problemResp("Validation failed")}})}
+	paths["/v1/usage/top-consumers"] = obj{"get": op("The consumers with the most requests in the range", "200",
+		okResp(object(obj{"items": obj{"type": "array", "items": ref("ConsumerTotal")}})),
+		obj{"parameters": append(append([]any{}, usageParams...),
+			obj{"name": "limit", "in": "query", "schema": obj{"type": "integer", "minimum": 1, "maximum": 100, "default": 10}})})}
+	paths["/v1/keys/{id}/quota"] = obj{"parameters": []any{idParam},
+		"get": op("The key's quota in the current billing period: used and left", "200", okResp(ref("KeyQuota")), nil)}
 	paths["/v1/audit"] = obj{"get": op("List audit entries, oldest first", "200", okResp(listOf("AuditEntry")), obj{"parameters": pageParams})}
 
 	ts := obj{"type": "string", "format": "date-time"}
@@ -116,14 +135,22 @@ func buildOpenAPI() obj {
 	health := object(obj{"path": str(), "interval_ms": integer(), "timeout_ms": integer(), "healthy_threshold": integer(),
 		"unhealthy_threshold": integer(), "expected_status": integer()})
 	health["nullable"] = true
-	upIn := obj{"name": str(), "algorithm": enum("round_robin", "weighted"), "targets": obj{"type": "array", "items": target}, "health_check": health}
+	upIn := obj{"name": str(), "algorithm": enum("round_robin", "weighted", "least_conn", "consistent_hash", "random"),
+		"targets": obj{"type": "array", "items": target}, "health_check": health}
+	addUpstreamDataplane(upIn)
 	apiIn := obj{"name": str(), "slug": str(), "base_path": str(), "upstream_id": obj{"type": "string", "format": "uuid"},
 		"auth": enum("key", "jwt", "none"), "strip_base_path": obj{"type": "boolean", "default": true}, "timeout_ms": integer()}
+	addAPIDataplane(apiIn)
 	price := object(obj{"amount_cents": integer(), "currency": str()})
 	price["nullable"] = true
-	planIn := obj{"name": str(), "rate_limit": object(obj{"requests": integer(), "per_seconds": integer()}),
-		"quota":   object(obj{"requests": integer(), "period": enum("day", "month")}),
-		"api_ids": obj{"type": "array", "items": obj{"type": "string", "format": "uuid"}}, "price": price}
+	apiIn["rate_limit"] = object(obj{"requests": integer(), "per_seconds": integer(),
+		"burst": obj{"type": "integer", "description": "also at most burst requests per per_seconds*burst/requests; 0 = no cap"}})
+	planIn := obj{"name": str(), "rate_limit": object(obj{"requests": integer(), "per_seconds": integer(),
+		"burst": obj{"type": "integer", "description": "also at most burst requests per per_seconds*burst/requests; 0 = no cap"},
+		"scope": enum("key", "consumer")}),
+		"concurrency": obj{"type": "integer", "minimum": 0, "description": "most requests in flight per key (or consumer); 0 = no limit"},
+		"quota":       object(obj{"requests": integer(), "period": enum("day", "month")}),
+		"api_ids":     obj{"type": "array", "items": obj{"type": "string", "format": "uuid"}}, "price": price}
 	consIn := obj{"name": str(), "email": obj{"type": "string", "format": "email"}}
 	keyIn := obj{"consumer_id": obj{"type": "string", "format": "uuid"}, "plan_id": obj{"type": "string", "format": "uuid"}}
 	withMeta := func(props obj) obj {
@@ -170,6 +197,15 @@ func buildOpenAPI() obj {
 		"KeyInput":          object(keyIn),
 		"Key":               object(key),
 		"KeyCreated":        object(keyCreated),
+		"UsageSeries": object(obj{"bucket": enum("minute", "hour", "day"), "from": ts, "to": ts,
+			"points": obj{"type": "array", "items": object(obj{"start": ts, "requests": integer(), "status_2xx": integer(),
+				"status_4xx": integer(), "status_5xx": integer(), "bytes_in": integer(), "bytes_out": integer(),
+				"latency_avg_ms": obj{"type": "number"}, "latency_p50_ms": obj{"type": "number"}, "latency_p99_ms": obj{"type": "number"}})}}),
+		"ConsumerTotal": object(obj{"consumer_id": obj{"type": "string", "format": "uuid"}, "name": str(),
+			"requests": integer(), "errors": obj{"type": "integer", "description": "4xx and 5xx answers"}}),
+		"KeyQuota": object(obj{"key_id": obj{"type": "string", "format": "uuid"}, "plan_id": obj{"type": "string", "format": "uuid"},
+			"scope": enum("key", "consumer"), "limit": obj{"type": "integer", "description": "0 = no quota"},
+			"period": enum("day", "month"), "period_start": ts, "period_end": ts, "used": integer(), "left": integer()}),
 		"AuditEntry": object(obj{"id": obj{"type": "string", "format": "uuid"}, "tenant_id": str(), "actor": str(),
 			"action": str(), "resource_type": str(), "resource_id": str(), "data": obj{"type": "object"}, "at": ts}),
 	}

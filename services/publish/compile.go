@@ -43,7 +43,7 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	// Upstreams with their targets, in creation order.
 	type upRef struct{ tenant, pos int }
 	ups := map[string]upRef{}
-	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, name, algorithm, health_check
+	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, name, algorithm, health_check, dataplane
 		FROM upstreams ORDER BY tenant_id, created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("compile upstreams: %w", err)
@@ -51,10 +51,14 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	for rows.Next() {
 		var u proxycfg.Upstream
 		var tenantID string
-		var hc []byte
-		if err := rows.Scan(&u.ID, &tenantID, &u.Name, &u.Algorithm, &hc); err != nil {
+		var hc, dp []byte
+		if err := rows.Scan(&u.ID, &tenantID, &u.Name, &u.Algorithm, &hc, &dp); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("compile upstreams: %w", err)
+		}
+		if err := decodeDataplane(dp, &u); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("compile upstream %s: %w", u.ID, err)
 		}
 		if len(hc) > 0 && string(hc) != "null" {
 			if err := json.Unmarshal(hc, &u.HealthCheck); err != nil {
@@ -90,17 +94,23 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	}
 
 	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, slug, name, base_path, upstream_id::text, auth,
-		strip_base_path, timeout_ms FROM apis ORDER BY tenant_id, created_at, id`)
+		strip_base_path, timeout_ms, rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane
+		FROM apis ORDER BY tenant_id, created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("compile apis: %w", err)
 	}
 	for rows.Next() {
 		var a proxycfg.API
 		var tenantID string
+		var dp []byte
 		if err := rows.Scan(&a.ID, &tenantID, &a.Slug, &a.Name, &a.BasePath, &a.UpstreamID, &a.Auth,
-			&a.StripBasePath, &a.TimeoutMS); err != nil {
+			&a.StripBasePath, &a.TimeoutMS, &a.RateLimit.Requests, &a.RateLimit.PerSeconds, &a.RateLimit.Burst, &dp); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("compile apis: %w", err)
+		}
+		if err := decodeDataplane(dp, &a); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("compile api %s: %w", a.ID, err)
 		}
 		ti := idx[tenantID]
 		snap.Tenants[ti].APIs = append(snap.Tenants[ti].APIs, a)
@@ -112,7 +122,8 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	type planRef struct{ tenant, pos int }
 	plans := map[string]planRef{}
 	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, name, rate_limit_requests, rate_limit_per_seconds,
-		quota_requests, quota_period FROM plans ORDER BY tenant_id, created_at, id`)
+		quota_requests, quota_period, rate_limit_burst, rate_limit_scope, concurrency
+		FROM plans ORDER BY tenant_id, created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("compile plans: %w", err)
 	}
@@ -120,9 +131,12 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 		var p proxycfg.Plan
 		var tenantID string
 		if err := rows.Scan(&p.ID, &tenantID, &p.Name, &p.RateLimit.Requests, &p.RateLimit.PerSeconds,
-			&p.Quota.Requests, &p.Quota.Period); err != nil {
+			&p.Quota.Requests, &p.Quota.Period, &p.RateLimit.Burst, &p.RateLimit.Scope, &p.Concurrency); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("compile plans: %w", err)
+		}
+		if p.RateLimit.Scope == proxycfg.ScopeKey {
+			p.RateLimit.Scope = "" // the default; keeps snapshots of old plans unchanged
 		}
 		p.APIIDs = []string{}
 		ti := idx[tenantID]
@@ -150,5 +164,6 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile plan apis: %w", err)
 	}
+	pruneJWTPlans(snap)
 	return snap, nil
 }

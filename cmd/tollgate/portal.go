@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate/tollgate/services/accounts"
+	"github.com/tollgate/tollgate/services/audit"
+	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/sso"
+	"github.com/tollgate/tollgate/services/tenancy"
+	"github.com/tollgate/tollgate/web/portal"
+)
+
+// publicURL is TOLLGATE_PUBLIC_URL, or http://localhost:<port of the control
+// address> when unset (right for a laptop, wrong behind a load balancer).
+func (c config) publicURL(controlAddr string) string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	_, port, err := net.SplitHostPort(controlAddr)
+	if err != nil || port == "" {
+		port = "8080"
+	}
+	return "http://localhost:" + port
+}
+
+// newPortal builds the tenant portal from the configuration. devSink, when
+// not nil, receives every email (dev mode and tests) and is served at
+// /dev/mail; otherwise TOLLGATE_SMTP_URL is required to deliver mail, and
+// without it mail is kept in memory with a warning.
+func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, log *slog.Logger, controlAddr string, devSink *mail.Sink) (http.Handler, error) {
+	var mailer mail.Sender
+	var devMail http.Handler
+	switch {
+	case devSink != nil:
+		mailer, devMail = devSink, devSink
+	case cfg.SMTPURL != "":
+		s, err := mail.ParseSMTPURL(cfg.SMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("TOLLGATE_SMTP_URL: %w", err)
+		}
+		mailer = s
+	default:
+		log.Warn("TOLLGATE_SMTP_URL is unset: invitations and password reset emails are not delivered")
+		mailer = &mail.Sink{}
+	}
+	var idp *sso.Config
+	if cfg.OIDCIssuer != "" {
+		idp = &sso.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret}
+		if field, msg := idp.Validate(); field != "" {
+			return nil, fmt.Errorf("TOLLGATE_OIDC_%s %s", strings.ToUpper(strings.TrimPrefix(field, "oidc_")), msg)
+		}
+	}
+	pub := cfg.publicURL(controlAddr)
+	// Tenants see their proxy URL with the proxy's port unless it is 80.
+	proxyURL := "http://{slug}." + cfg.ProxyDomain
+	if _, port, err := net.SplitHostPort(cfg.ProxyAddr); err == nil && port != "" && port != "80" {
+		proxyURL += ":" + port
+	}
+	return portal.New(portal.Options{
+		DB: db, Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
+		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
+		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,
+	})
+}
+
+// Demo portal login printed by `tollgate dev`.
+const (
+	devPortalEmail    = "demo@tollgate.localhost"
+	devPortalPassword = "tollgate-demo"
+)
+
+// seedPortalOwner gives the demo tenant an owner who can sign in to the portal.
+func seedPortalOwner(ctx context.Context, db *pgxpool.Pool, slug string) error {
+	t, err := tenancy.GetBySlug(ctx, db, slug)
+	if err != nil {
+		return fmt.Errorf("demo tenant: %w", err)
+	}
+	_, err = accounts.CreateUser(ctx, db, audit.Actor{TenantID: t.ID, Name: audit.Operator},
+		devPortalEmail, "Demo Owner", accounts.RoleOwner, devPortalPassword)
+	return err
+}

@@ -1,0 +1,73 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExposition(t *testing.T) {
+	t.Parallel()
+	m := New(Sources{
+		Generation: func() int64 { return 42 },
+		ConfigAge:  func() time.Duration { return 3 * time.Second },
+		Targets: func(yield func(tenant, upstream, target string, up bool)) {
+			yield("acme", "u1", "http://a:80", true)
+			yield("acme", "u1", "http://b:80", false)
+		},
+	})
+	api := m.API("acme", "orders")
+	api.Observe(200, 2*time.Millisecond)
+	api.Observe(204, time.Millisecond)
+	api.Observe(503, time.Millisecond)
+	api.Observe(0, time.Millisecond)
+	up := m.Upstream("acme", "u1")
+	up.Ejected("http://b:80")
+	up.Retry(true)
+	up.Retry(false)
+	up.Error(ErrConnect)
+	m.Shed()
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	text := string(body)
+	tests := []struct {
+		name string
+		line string
+	}{
+		{name: "2xx", line: `tollgate_requests_total{api="orders",class="2xx",tenant="acme"} 2`},
+		{name: "5xx with unknown status", line: `tollgate_requests_total{api="orders",class="5xx",tenant="acme"} 2`},
+		{name: "latency count", line: `tollgate_request_duration_seconds_count{api="orders",tenant="acme"} 4`},
+		{name: "generation", line: `tollgate_config_generation 42`},
+		{name: "age", line: `tollgate_config_age_seconds 3`},
+		{name: "target up", line: `tollgate_upstream_target_up{target="http://a:80",tenant="acme",upstream="u1"} 1`},
+		{name: "target down", line: `tollgate_upstream_target_up{target="http://b:80",tenant="acme",upstream="u1"} 0`},
+		{name: "ejections", line: `tollgate_upstream_ejections_total{target="http://b:80",tenant="acme",upstream="u1"} 1`},
+		{name: "retries sent", line: `tollgate_upstream_retries_total{outcome="sent",tenant="acme",upstream="u1"} 1`},
+		{name: "retries denied", line: `tollgate_upstream_retries_total{outcome="budget_exhausted",tenant="acme",upstream="u1"} 1`},
+		{name: "connect errors", line: `tollgate_upstream_errors_total{kind="connect",tenant="acme",upstream="u1"} 1`},
+		{name: "shed", line: `tollgate_shed_total 1`},
+		{name: "go runtime", line: `go_goroutines`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(text, tc.line) {
+				t.Errorf("exposition lacks %q", tc.line)
+			}
+		})
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	m := New(Sources{})
+	api := m.API("acme", "orders")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			api.Observe(200, time.Millisecond)
+		}
+	})
+}

@@ -1,0 +1,180 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/services/audit"
+	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/store"
+)
+
+// OpenAPI import limits.
+const (
+	MaxOpenAPIBytes  = 2 << 20
+	MaxImportedRoute = 2000
+	maxImportReasons = 20
+)
+
+// Route is one operation of an API (method and path template), imported from
+// its OpenAPI document.
+type Route struct {
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	OperationID string `json:"operation_id"`
+	Summary     string `json:"summary"`
+}
+
+// OpenAPIImport is the outcome of importing a document into an API.
+type OpenAPIImport struct {
+	Title      string    `json:"title"`
+	Version    string    `json:"version"`
+	Routes     []Route   `json:"routes"`
+	ImportedAt time.Time `json:"imported_at"`
+}
+
+// ParseOpenAPI loads and validates an OpenAPI 3 document (JSON or YAML) with
+// kin-openapi and returns its routes. External references are refused. A bad
+// document is a ValidationError of the field "document" that lists every
+// reason kin-openapi found.
+func ParseOpenAPI(ctx context.Context, doc []byte) (OpenAPIImport, json.RawMessage, error) {
+	invalid := func(reasons ...string) error {
+		v := &fault.ValidationError{}
+		for i, r := range reasons {
+			if i == maxImportReasons {
+				v.Add("document", "... and %d more problems", len(reasons)-i)
+				break
+			}
+			v.Add("document", "%s", r)
+		}
+		return v.Err()
+	}
+	if len(strings.TrimSpace(string(doc))) == 0 {
+		return OpenAPIImport{}, nil, invalid("is required: paste or upload an OpenAPI 3 document (JSON or YAML)")
+	}
+	if len(doc) > MaxOpenAPIBytes {
+		return OpenAPIImport{}, nil, invalid(fmt.Sprintf("must be at most %d MiB", MaxOpenAPIBytes>>20))
+	}
+	loader := openapi3.NewLoader()
+	loader.Context = ctx
+	loader.IsExternalRefsAllowed = false
+	t, err := loader.LoadFromData(doc)
+	if err != nil {
+		return OpenAPIImport{}, nil, invalid("cannot be read as an OpenAPI document: " + err.Error())
+	}
+	if !strings.HasPrefix(t.OpenAPI, "3.") {
+		return OpenAPIImport{}, nil, invalid(fmt.Sprintf("must be OpenAPI 3.x (the document says openapi: %q; convert Swagger 2.0 documents first)", t.OpenAPI))
+	}
+	if err := t.Validate(ctx, openapi3.EnableMultiError()); err != nil {
+		var me openapi3.MultiError
+		if errors.As(err, &me) {
+			reasons := make([]string, 0, len(me))
+			for _, e := range me {
+				reasons = append(reasons, e.Error())
+			}
+			return OpenAPIImport{}, nil, invalid(reasons...)
+		}
+		return OpenAPIImport{}, nil, invalid(err.Error())
+	}
+	var routes []Route
+	if t.Paths != nil {
+		for path, item := range t.Paths.Map() {
+			for method, op := range item.Operations() {
+				routes = append(routes, Route{Method: strings.ToUpper(method), Path: path,
+					OperationID: op.OperationID, Summary: op.Summary})
+			}
+		}
+	}
+	if len(routes) == 0 {
+		return OpenAPIImport{}, nil, invalid("has no operations under paths: nothing to route")
+	}
+	if len(routes) > MaxImportedRoute {
+		return OpenAPIImport{}, nil, invalid(fmt.Sprintf("has %d operations; at most %d are supported", len(routes), MaxImportedRoute))
+	}
+	slices.SortFunc(routes, func(a, b Route) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Method, b.Method)
+	})
+	normalized, err := json.Marshal(t)
+	if err != nil {
+		return OpenAPIImport{}, nil, fmt.Errorf("encode openapi document: %w", err)
+	}
+	imp := OpenAPIImport{Routes: routes}
+	if t.Info != nil {
+		imp.Title, imp.Version = t.Info.Title, t.Info.Version
+	}
+	return imp, normalized, nil
+}
+
+// ImportOpenAPI validates doc (see ParseOpenAPI) and stores it and its routes
+// with the API, replacing a previous import.
+func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID string, doc []byte) (OpenAPIImport, error) {
+	imp, normalized, err := ParseOpenAPI(ctx, doc)
+	if err != nil {
+		return OpenAPIImport{}, err
+	}
+	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := getAPI(ctx, tx, who.TenantID, apiID, true); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM api_routes WHERE tenant_id = $1 AND api_id = $2`, who.TenantID, apiID); err != nil {
+			return fmt.Errorf("replace routes: %w", err)
+		}
+		rows := make([][]any, len(imp.Routes))
+		for i, r := range imp.Routes {
+			rows[i] = []any{who.TenantID, apiID, r.Method, r.Path, r.OperationID, r.Summary}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_routes"},
+			[]string{"tenant_id", "api_id", "method", "path", "operation_id", "summary"}, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("insert routes: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO api_documents (tenant_id, api_id, title, version, document)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (api_id) DO UPDATE SET title = $3, version = $4, document = $5, imported_at = now()
+			RETURNING imported_at`, who.TenantID, apiID, imp.Title, imp.Version, normalized).Scan(&imp.ImportedAt); err != nil {
+			return fmt.Errorf("store document: %w", err)
+		}
+		return audit.Record(ctx, tx, who, "api.import_openapi", "api", apiID,
+			map[string]any{"title": imp.Title, "version": imp.Version, "routes": len(imp.Routes)})
+	})
+	if err != nil {
+		return OpenAPIImport{}, fmt.Errorf("import openapi: %w", err)
+	}
+	return imp, nil
+}
+
+// GetOpenAPIImport returns the last import of an API of the tenant; ok is
+// false when the API has none.
+func (s *Service) GetOpenAPIImport(ctx context.Context, tenantID, apiID string) (imp OpenAPIImport, ok bool, err error) {
+	if _, err := getAPI(ctx, s.DB, tenantID, apiID, false); err != nil {
+		return OpenAPIImport{}, false, fmt.Errorf("get openapi import: %w", err)
+	}
+	err = s.DB.QueryRow(ctx, `SELECT title, version, imported_at FROM api_documents WHERE tenant_id = $1 AND api_id = $2`,
+		tenantID, apiID).Scan(&imp.Title, &imp.Version, &imp.ImportedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return OpenAPIImport{}, false, nil
+	}
+	if err != nil {
+		return OpenAPIImport{}, false, fmt.Errorf("get openapi import: %w", err)
+	}
+	rows, err := s.DB.Query(ctx, `SELECT method, path, operation_id, summary FROM api_routes
+		WHERE tenant_id = $1 AND api_id = $2 ORDER BY path, method`, tenantID, apiID)
+	if err != nil {
+		return OpenAPIImport{}, false, fmt.Errorf("get openapi routes: %w", err)
+	}
+	imp.Routes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Route])
+	if err != nil {
+		return OpenAPIImport{}, false, fmt.Errorf("get openapi routes: %w", err)
+	}
+	return imp, true, nil
+}

@@ -1,0 +1,277 @@
+// Package portal is the tenant portal: a server-rendered web app (templ) where
+// a company signs up, defines its APIs, upstreams and plans, issues keys,
+// manages its team and watches its traffic. It holds no business rules: every
+// change goes through the same domain packages as /v1 (services/catalog,
+// tenancy, audit) and the portal's own (accounts, settings, sso).
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/settings"
+	"github.com/tollgate/tollgate/services/sso"
+	"github.com/tollgate/tollgate/web/portal/view"
+	"github.com/tollgate/tollgate/web/static"
+)
+
+// Options configures the portal.
+type Options struct {
+	// DB is the control plane's database.
+	DB *pgxpool.Pool
+	// Secret (TOLLGATE_SECRET) keys API key digests, the SSO flow cookie and
+	// the encryption of tenants' IdP client secrets.
+	Secret []byte
+	// AllowPrivateUpstreams turns the SSRF guard on upstream targets off.
+	AllowPrivateUpstreams bool
+	// Logger receives server errors. If nil, slog.Default() is used.
+	Logger *slog.Logger
+	// ProxyDomain is TOLLGATE_PROXY_DOMAIN, to show tenants their proxy URL.
+	ProxyDomain string
+	// ProxyURL is the proxy's public base URL pattern shown to tenants, with
+	// {slug} standing for the tenant; if "", http://{slug}.<ProxyDomain>.
+	ProxyURL string
+	// PublicURL is the portal's external base URL (e.g. http://localhost:8080),
+	// for links in emails and the OIDC redirect URL. Required.
+	PublicURL string
+	// Mailer sends invitations and password resets. Required.
+	Mailer mail.Sender
+	// SecureCookies (true under TLS) adds Secure and the __Host- name prefix
+	// to cookies.
+	SecureCookies bool
+	// DefaultOIDC is the platform's default identity provider (TOLLGATE_OIDC_*);
+	// nil means none. It is discovered at its first use, not at start, so an
+	// IdP outage never keeps the control plane from starting.
+	DefaultOIDC *sso.Config
+	// OIDCClient is the HTTP client for tenants' identity providers; if nil,
+	// one with a 10s timeout.
+	OIDCClient *http.Client
+	// DevMail, when set, is served at /dev/mail (dev mode's mail sink).
+	DevMail http.Handler
+	// LookupTXT resolves the TXT records that verify custom domains; if nil,
+	// net.DefaultResolver.LookupTXT.
+	LookupTXT settings.LookupTXT
+}
+
+// Portal is the tenant portal's HTTP handler.
+type Portal struct {
+	db      *pgxpool.Pool
+	secret  []byte
+	cat     *catalog.Service
+	log     *slog.Logger
+	opts    Options
+	public  *url.URL
+	idps    *sso.Cache
+	mux     *http.ServeMux
+	cookies cookieNames
+	logins  atomic.Uint64
+}
+
+// New validates opts and returns the portal's handler, to be mounted at "/".
+func New(opts Options) (*Portal, error) {
+	if opts.DB == nil {
+		return nil, errors.New("portal: DB is required")
+	}
+	if len(opts.Secret) < 16 {
+		return nil, errors.New("portal: Secret must be at least 16 bytes")
+	}
+	if opts.Mailer == nil {
+		return nil, errors.New("portal: Mailer is required")
+	}
+	pub, err := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
+	if err != nil || (pub.Scheme != "http" && pub.Scheme != "https") || pub.Host == "" {
+		return nil, fmt.Errorf("portal: PublicURL %q must be an absolute http(s) URL", opts.PublicURL)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DefaultOIDC != nil {
+		if field, msg := opts.DefaultOIDC.Validate(); field != "" {
+			return nil, fmt.Errorf("portal: default OIDC provider: %s %s", field, msg)
+		}
+	}
+	if opts.LookupTXT == nil {
+		opts.LookupTXT = net.DefaultResolver.LookupTXT
+	}
+	if opts.ProxyDomain == "" {
+		opts.ProxyDomain = "localhost"
+	}
+	p := &Portal{
+		db: opts.DB, secret: opts.Secret, log: opts.Logger, opts: opts, public: pub,
+		cat:     catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams),
+		idps:    &sso.Cache{Client: opts.OIDCClient},
+		cookies: newCookieNames(opts.SecureCookies),
+	}
+	p.mux = p.routes()
+	return p, nil
+}
+
+// ServeHTTP serves the portal with its security headers.
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	csp := "default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:"
+	if r.URL.Path == "/dev/mail" {
+		csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+	}
+	h.Set("Content-Security-Policy", csp)
+	p.mux.ServeHTTP(w, r)
+}
+
+func (p *Portal) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("GET /static/", http.StripPrefix("/static/", static.Handler()))
+	if p.opts.DevMail != nil {
+		m.Handle("GET /dev/mail", p.opts.DevMail)
+	}
+	m.HandleFunc("GET /{$}", p.home)
+
+	// Signed-out pages. Their forms carry a double-submit CSRF token.
+	m.HandleFunc("GET /signup", p.anon(p.signupPage))
+	m.HandleFunc("POST /signup", p.anonPost(p.signup))
+	m.HandleFunc("GET /login", p.anon(p.loginPage))
+	m.HandleFunc("POST /login", p.anonPost(p.login))
+	m.HandleFunc("GET /forgot", p.anon(p.forgotPage))
+	m.HandleFunc("POST /forgot", p.anonPost(p.forgot))
+	m.HandleFunc("GET /reset", p.anon(p.resetPage))
+	m.HandleFunc("POST /reset", p.anonPost(p.reset))
+	m.HandleFunc("GET /invite", p.anon(p.invitePage))
+	m.HandleFunc("POST /invite", p.anonPost(p.acceptInvite))
+	m.HandleFunc("POST /sso/start", p.anonPost(p.ssoStart))
+	m.HandleFunc("GET /sso/callback", p.ssoCallback)
+	m.HandleFunc("POST /logout", p.user(roleAny, p.logout))
+
+	// Signed-in pages. Reads are open to every role; each mutating route
+	// names the role it needs and checks the session's CSRF token.
+	get := func(path string, h handler) { m.HandleFunc("GET "+path, p.user(roleAny, h)) }
+	post := func(path string, need role, h handler) { m.HandleFunc("POST "+path, p.user(need, h)) }
+
+	get("/dashboard", p.dashboard)
+
+	get("/apis", p.apisList)
+	get("/apis/new", p.apiNew)
+	post("/apis", roleWrite, p.apiCreate)
+	get("/apis/{id}", p.apiEdit)
+	post("/apis/{id}", roleWrite, p.apiUpdate)
+	post("/apis/{id}/delete", roleWrite, p.apiDelete)
+	post("/apis/{id}/openapi", roleWrite, p.apiImport)
+
+	get("/upstreams", p.upstreamsList)
+	get("/upstreams/new", p.upstreamNew)
+	post("/upstreams", roleWrite, p.upstreamCreate)
+	get("/upstreams/{id}", p.upstreamEdit)
+	post("/upstreams/{id}", roleWrite, p.upstreamUpdate)
+	post("/upstreams/{id}/delete", roleWrite, p.upstreamDelete)
+
+	get("/plans", p.plansList)
+	get("/plans/new", p.planNew)
+	post("/plans", roleWrite, p.planCreate)
+	get("/plans/{id}", p.planEdit)
+	post("/plans/{id}", roleWrite, p.planUpdate)
+	post("/plans/{id}/delete", roleWrite, p.planDelete)
+
+	get("/consumers", p.consumersList)
+	post("/consumers", roleWrite, p.consumerCreate)
+	get("/consumers/{id}", p.consumerShow)
+	post("/consumers/{id}", roleWrite, p.consumerUpdate)
+	post("/consumers/{id}/delete", roleWrite, p.consumerDelete)
+	post("/consumers/{id}/keys", roleWrite, p.keyIssue)
+	post("/keys/{id}/rotate", roleWrite, p.keyRotate)
+	post("/keys/{id}/revoke", roleWrite, p.keyRevoke)
+
+	get("/team", p.team)
+	post("/team/invites", roleOwner, p.inviteCreate)
+	post("/team/invites/{id}/revoke", roleOwner, p.inviteRevoke)
+	post("/team/users/{id}/role", roleOwner, p.userRole)
+	post("/team/users/{id}/remove", roleOwner, p.userRemove)
+
+	get("/tokens", p.tokens)
+	post("/tokens", roleWrite, p.tokenCreate)
+	post("/tokens/{id}/revoke", roleWrite, p.tokenRevoke)
+
+	get("/audit", p.auditLog)
+
+	get("/settings", p.settingsPage)
+	post("/settings/branding", roleWrite, p.settingsBranding)
+	post("/settings/sso", roleOwner, p.settingsSSO)
+	post("/settings/domains", roleWrite, p.domainAdd)
+	post("/settings/domains/{id}/delete", roleWrite, p.domainRemove)
+	post("/settings/domains/{id}/verify", roleWrite, p.domainVerify)
+
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		p.renderStatus(w, r, http.StatusNotFound, view.PlainError(http.StatusNotFound, "This page does not exist."))
+	})
+	return m
+}
+
+func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
+	if _, err := p.session(r); err == nil {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// render writes a page with status 200.
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, c templ.Component) {
+	p.renderStatus(w, r, http.StatusOK, c)
+}
+
+func (p *Portal) renderStatus(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := c.Render(r.Context(), w); err != nil && !errors.Is(err, context.Canceled) {
+		p.log.Error("portal: render", "path", r.URL.Path, "err", err)
+	}
+}
+
+// internal logs err and shows a generic error page: internal errors never
+// reach the user.
+func (p *Portal) internal(w http.ResponseWriter, r *http.Request, err error) {
+	p.log.Error("portal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	p.renderStatus(w, r, http.StatusInternalServerError,
+		view.PlainError(http.StatusInternalServerError, "Something went wrong on our side. Please try again."))
+}
+
+// absURL makes a link for emails and the OIDC redirect.
+func (p *Portal) absURL(path string, q url.Values) string {
+	u := *p.public
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// proxyURL is the base URL of the tenant's APIs at the proxy.
+func (p *Portal) proxyURL(slug string) string {
+	if p.opts.ProxyURL != "" {
+		return strings.ReplaceAll(p.opts.ProxyURL, "{slug}", slug)
+	}
+	return "http://" + slug + "." + p.opts.ProxyDomain
+}
+
+func (p *Portal) sendMail(ctx context.Context, to, subject, body string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := p.opts.Mailer.Send(ctx, mail.Message{To: to, Subject: subject, Body: body}); err != nil {
+		return fmt.Errorf("send %q to %s: %w", subject, to, err)
+	}
+	return nil
+}

@@ -32,7 +32,6 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	upstreamE *prometheus.CounterVec
 	shed      prometheus.Counter
-	inflight  prometheus.Gauge
 	rejected  prometheus.Counter
 	swaps     prometheus.Counter
 }
@@ -46,6 +45,8 @@ type Sources struct {
 	// Targets lists every target and whether it is up (actively healthy
 	// and not ejected).
 	Targets func(yield func(tenant, upstream, target string, up bool))
+	// InFlight is the number of requests being served.
+	InFlight func() int64
 }
 
 // New makes the metrics and registers them, with the Go runtime and
@@ -79,10 +80,6 @@ func New(src Sources) *Metrics {
 			Namespace: Namespace, Name: "shed_total",
 			Help: "Requests refused with 503 because the worker was at its concurrency cap.",
 		}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "inflight_requests",
-			Help: "Requests being served.",
-		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "config_rejected_total",
 			Help: "Config snapshots rejected (unreadable, invalid or unbuildable).",
@@ -92,7 +89,7 @@ func New(src Sources) *Metrics {
 			Help: "Config snapshots swapped in.",
 		}),
 	}
-	r.MustRegister(m.requests, m.latency, m.ejections, m.retries, m.upstreamE, m.shed, m.inflight, m.rejected, m.swaps,
+	r.MustRegister(m.requests, m.latency, m.ejections, m.retries, m.upstreamE, m.shed, m.rejected, m.swaps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Generation != nil {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -105,6 +102,12 @@ func New(src Sources) *Metrics {
 			Namespace: Namespace, Name: "config_age_seconds",
 			Help: "Seconds since the live config snapshot was compiled by the control plane.",
 		}, func() float64 { return src.ConfigAge().Seconds() }))
+	}
+	if src.InFlight != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "inflight_requests",
+			Help: "Requests being served.",
+		}, func() float64 { return float64(src.InFlight()) }))
 	}
 	if src.Targets != nil {
 		r.MustRegister(&targetCollector{fn: src.Targets, desc: prometheus.NewDesc(
@@ -214,9 +217,6 @@ func (u *UpstreamMetrics) Error(kind int) {
 
 // Shed counts a request refused at the concurrency cap.
 func (m *Metrics) Shed() { m.shed.Inc() }
-
-// InFlight moves the in-flight gauge by delta.
-func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }
 
 // ConfigRejected counts a rejected snapshot.
 func (m *Metrics) ConfigRejected() { m.rejected.Inc() }

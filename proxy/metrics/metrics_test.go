@@ -17,6 +17,7 @@ func TestExposition(t *testing.T) {
 			yield("acme", "u1", "http://a:80", true)
 			yield("acme", "u1", "http://b:80", false)
 		},
+		InFlight: func() int64 { return 7 },
 	})
 	api := m.API("acme", "orders")
 	api.Observe(200, 2*time.Millisecond)
@@ -50,6 +51,7 @@ func TestExposition(t *testing.T) {
 		{name: "retries denied", line: `tollgate_upstream_retries_total{outcome="budget_exhausted",tenant="acme",upstream="u1"} 1`},
 		{name: "connect errors", line: `tollgate_upstream_errors_total{kind="connect",tenant="acme",upstream="u1"} 1`},
 		{name: "shed", line: `tollgate_shed_total 1`},
+		{name: "in flight", line: `tollgate_inflight_requests 7`},
 		{name: "go runtime", line: `go_goroutines`},
 	}
 	for _, tc := range tests {

@@ -76,6 +76,8 @@ type Decision struct {
 	// KeyInAuthorization reports that the key came from Authorization,
 	// which then must not be forwarded. X-API-Key is never forwarded.
 	KeyInAuthorization bool
+	// Allow is the Allow header value of a 405 (routes.go); read-only.
+	Allow []byte
 }
 
 // Decide runs the pipeline for req against rt and fills d (reset first).
@@ -91,6 +93,10 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 		return
 	}
 	d.API = api
+	if pr := matchRoute(api, req, d); pr != nil {
+		d.Problem = pr
+		return
+	}
 	switch api.Config.Auth {
 	case proxycfg.AuthNone:
 		if api.Config.RateLimit.Requests > 0 {

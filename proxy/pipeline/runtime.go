@@ -67,6 +67,7 @@ type API struct {
 	plans   map[string]*Plan
 	jwt     *jwtAuth
 	limits  limits
+	routes  *router.Routes // nil: every method and path
 }
 
 // Target is one upstream target.
@@ -234,6 +235,10 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 					return nil, fmt.Errorf("tenant %q api %q: %w", tn.Slug, a.ID, err)
 				}
 				api.jwt = j
+			}
+			var err error
+			if api.routes, err = router.CompileRoutes(a.Routes); err != nil {
+				return nil, fmt.Errorf("tenant %q api %q: %w", tn.Slug, a.ID, err)
 			}
 			routes = append(routes, router.Route[*API]{BasePath: a.BasePath, Value: api})
 		}

@@ -39,6 +39,11 @@ var (
 	Forbidden = New("forbidden", 403, "Forbidden", "The API key's plan does not include this API.")
 	// NotFound: no tenant for the host or no API for the path.
 	NotFound = New("not-found", 404, "Not Found", "No API is served at this host and path.")
+	// NoRoute: the API declares routes and none matches the path.
+	NoRoute = New("not-found", 404, "Not Found", "There is no route for this path in the API.")
+	// MethodNotAllowed: the API declares the path but not the method; the
+	// Allow header lists the methods it declares.
+	MethodNotAllowed = New("method-not-allowed", 405, "Method Not Allowed", "The API does not accept this method at this path; the Allow header lists the methods it does.")
 	// RateLimited: the key's plan rate limit is exhausted.
 	RateLimited = New("rate-limited", 429, "Too Many Requests", "The rate limit of the API key's plan is exhausted; retry after the time given in Retry-After.")
 	// QuotaExceeded: the plan's quota for the billing period is used up.

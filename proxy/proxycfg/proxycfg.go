@@ -18,6 +18,10 @@
 //     Keys.UsageStream, Keys.WorkerRegistry, UsageRow (the usage stream's
 //     entries), QuotaPeriod and LimitSubject (usage.go). Zero values keep
 //     the old behaviour.
+//   - 1 (additive, routes): API.Routes, the method and path templates an
+//     API serves (imported from OpenAPI; Route, ValidateRoute in routes.go).
+//     Empty Routes keeps the old behaviour: every method and path under
+//     the base path is forwarded.
 package proxycfg
 
 import (
@@ -140,6 +144,9 @@ type API struct {
 	// the plans of its callers add up to; Requests 0 means none. Scope
 	// does not apply.
 	RateLimit RateLimit `json:"rate_limit,omitzero"`
+	// Routes, when not empty, are the only operations the API serves (see
+	// Route); empty means every method and path under BasePath.
+	Routes []Route `json:"routes,omitempty"`
 }
 
 // Plan is a set of limits a key is issued under.
@@ -349,6 +356,11 @@ func (t *Tenant) validate() error {
 		}
 		if err := validateAPIDataplane(&a, planIDs); err != nil {
 			return fmt.Errorf("api %q: %w", a.ID, err)
+		}
+		for _, r := range a.Routes {
+			if err := ValidateRoute(r); err != nil {
+				return fmt.Errorf("api %q: %w", a.ID, err)
+			}
 		}
 	}
 	plans := map[string]bool{}

@@ -58,8 +58,10 @@ func (c *Concurrency) Acquire(ctx context.Context, subject string, limit int64, 
 		member := r.id + "-" + strconv.FormatUint(r.seq.Add(1), 36)
 		cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 		r.calls.Add(1)
-		res, err := acquireScript.Run(cctx, r.opts.Redis, []string{r.opts.Keys.RateLimit(subject) + ":inflight"},
-			limit, hold.Milliseconds()+1000, member).Int64Slice()
+		res, err := within(cctx, func(ctx context.Context) ([]int64, error) {
+			return acquireScript.Run(ctx, r.opts.Redis, []string{r.opts.Keys.RateLimit(subject) + ":inflight"},
+				limit, hold.Milliseconds()+1000, member).Int64Slice()
+		})
 		cancel()
 		if err == nil && len(res) == 2 {
 			r.health.ok()

@@ -58,7 +58,8 @@
 //
 // # Redis down or slow
 //
-// Every Redis call has a short timeout (Options.Timeout, default 100 ms).
+// Every Redis call has a short timeout (Options.Timeout, default 100 ms),
+// enforced even when the client does not put context deadlines on its reads.
 // After a failure the limiter stops asking Redis for a second at a time and
 // decides locally: limits divided by the number of live workers (from
 // their heartbeats in proxycfg.Keys.WorkerRegistry, last known count),

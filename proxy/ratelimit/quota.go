@@ -242,8 +242,10 @@ func (q *Quotas) call(ctx context.Context, subject, period string, end time.Time
 	ctx, cancel := context.WithTimeout(ctx, q.r.opts.Timeout)
 	defer cancel()
 	q.r.calls.Add(1)
-	res, err := quotaScript.Run(ctx, q.r.opts.Redis, []string{q.r.opts.Keys.Quota(subject, period)},
-		limit, want, adjust, end.Add(24*time.Hour).UnixMilli()).Int64Slice()
+	res, err := within(ctx, func(ctx context.Context) ([]int64, error) {
+		return quotaScript.Run(ctx, q.r.opts.Redis, []string{q.r.opts.Keys.Quota(subject, period)},
+			limit, want, adjust, end.Add(24*time.Hour).UnixMilli()).Int64Slice()
+	})
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("unexpected script result %v", res)
 	}

@@ -177,6 +177,30 @@ func (h *health) ok() {
 	}
 }
 
+// within runs call and returns its answer, or ctx's error as soon as ctx
+// ends, whether or not the Redis client applies context deadlines to its
+// socket reads (go-redis does only with ContextTimeoutEnabled): a stalled
+// Redis must not hold a request longer than Options.Timeout. An abandoned
+// call finishes in the background within the client's own timeouts.
+func within[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	type answer struct {
+		v   T
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		v, err := call(ctx)
+		done <- answer{v, err}
+	}()
+	select {
+	case a := <-done:
+		return a.v, a.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
 var epoch = time.Now()
 
 // mono is a monotonic clock in nanoseconds.
@@ -410,8 +434,10 @@ func (r *Redis) lease(ctx context.Context, subject string, rl proxycfg.RateLimit
 	if unused <= 0 {
 		back = ""
 	}
-	res, err := leaseScript.Run(ctx, r.opts.Redis, []string{base, base + ":b", base + ":n"},
-		rl.Requests, window, rl.Burst, bwindow, want, hold, id, back, unused).Int64Slice()
+	res, err := within(ctx, func(ctx context.Context) ([]int64, error) {
+		return leaseScript.Run(ctx, r.opts.Redis, []string{base, base + ":b", base + ":n"},
+			rl.Requests, window, rl.Burst, bwindow, want, hold, id, back, unused).Int64Slice()
+	})
 	if err == nil && len(res) != 3 {
 		err = fmt.Errorf("unexpected script result %v", res)
 	}

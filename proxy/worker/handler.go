@@ -33,6 +33,7 @@ const (
 	hdrTraceparent     = "Traceparent"
 	hdrForwarded       = "Forwarded"
 	hdrIdempotencyKey  = "Idempotency-Key"
+	hdrAllow           = "Allow"
 	maxRequestIDLen    = 200
 )
 
@@ -59,14 +60,12 @@ var (
 // handler, exported so that benchmarks can drive it directly.
 func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	if max := w.opts.MaxConcurrent; max > 0 {
-		n := w.inflight.Add(1)
-		defer w.inflight.Add(-1)
-		if n > int64(max) {
-			w.metrics.Shed()
-			w.shed(ctx)
-			return
-		}
+	n := w.inflight.Add(1)
+	defer w.inflight.Add(-1)
+	if limit := w.opts.MaxConcurrent; limit > 0 && n > int64(limit) {
+		w.metrics.Shed()
+		w.shed(ctx)
+		return
 	}
 	req := &ctx.Request
 	var ipBuf [48]byte
@@ -356,6 +355,8 @@ func (w *Worker) writeProblem(ctx *fasthttp.RequestCtx, p *problem.Problem, d *p
 	switch p.Status {
 	case fasthttp.StatusUnauthorized:
 		resp.Header.SetBytesV(hdrWWWAuthenticate, wwwAuthenticate)
+	case fasthttp.StatusMethodNotAllowed:
+		resp.Header.SetBytesV(hdrAllow, d.Allow)
 	case fasthttp.StatusTooManyRequests:
 		var b [20]byte
 		resp.Header.SetBytesV(hdrRetryAfter, strconv.AppendInt(b[:0], ratelimit.Seconds(d.Rate.RetryAfter), 10))

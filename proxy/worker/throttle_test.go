@@ -178,6 +178,7 @@ type redisForwarder struct {
 	ln    net.Listener
 	mu    sync.Mutex
 	conns []net.Conn
+	gate  sync.RWMutex // held for writing while stalled: nothing is relayed
 }
 
 func newRedisForwarder(t *testing.T) *redisForwarder {
@@ -200,12 +201,38 @@ func newRedisForwarder(t *testing.T) *redisForwarder {
 			f.mu.Lock()
 			f.conns = append(f.conns, c, up)
 			f.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go func() { f.relay(up, c); up.Close() }()
+			go func() { f.relay(c, up); c.Close() }()
 		}
 	}()
 	t.Cleanup(f.Close)
 	return f
+}
+
+// relay copies src to dst, holding each chunk while the forwarder stalls.
+func (f *redisForwarder) relay(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			f.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			f.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall stops relaying until the returned function is called: Redis is
+// there but does not answer.
+func (f *redisForwarder) Stall() (resume func()) {
+	f.gate.Lock()
+	return f.gate.Unlock
 }
 
 func (f *redisForwarder) Close() {
@@ -323,5 +350,38 @@ func BenchmarkMetering(b *testing.B) {
 		})
 		cancel()
 		<-done
+	}
+}
+
+func TestRedisStalls(t *testing.T) {
+	t.Parallel()
+	direct := newEnv(t)
+	fwd := newRedisForwarder(t)
+	rdb := redis.NewClient(&redis.Options{Addr: fwd.ln.Addr().String(), MaxRetries: -1,
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	e := &env{rdb: rdb, keys: direct.keys}
+	url, _, _ := blockingBackend(t)
+	throttleFixture(t, direct, url)
+	r := e.start(t, true)
+	r.waitReady(t, 1)
+	if res := r.do(t, "acme.localhost", "/a/x", key("open-1")); res.status != 200 {
+		t.Fatalf("before: %d", res.status)
+	}
+	resume := fwd.Stall()
+	defer resume()
+	// The limiter gives Redis 100 ms, then decides locally for a second:
+	// requests of a cached key keep flowing.
+	start := time.Now()
+	for i := range 5 {
+		if res := r.do(t, "acme.localhost", "/a/x", key("open-1")); res.status != 200 {
+			t.Fatalf("request %d while Redis stalls: %d %s", i, res.status, res.body)
+		}
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("5 requests took %v while Redis stalled", took)
+	}
+	if r.w.Degraded() == 0 {
+		t.Fatal("no degraded decision counted")
 	}
 }

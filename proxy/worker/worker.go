@@ -211,6 +211,7 @@ func New(opts Options) (*Worker, error) {
 			Generation: w.Generation,
 			ConfigAge:  w.configAge,
 			Targets:    w.targetStates,
+			InFlight:   w.inflight.Load,
 		})
 	}
 	w.unrouted = w.metrics.API("", "")

@@ -12,8 +12,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -85,13 +87,23 @@ func ParseOpenAPI(ctx context.Context, doc []byte) (OpenAPIImport, json.RawMessa
 		return OpenAPIImport{}, nil, invalid(err.Error())
 	}
 	var routes []Route
+	var unroutable []string
 	if t.Paths != nil {
 		for path, item := range t.Paths.Map() {
 			for method, op := range item.Operations() {
-				routes = append(routes, Route{Method: strings.ToUpper(method), Path: path,
-					OperationID: op.OperationID, Summary: op.Summary})
+				r := Route{Method: strings.ToUpper(method), Path: path, OperationID: op.OperationID, Summary: op.Summary}
+				// The proxy routes by these; refuse what it could not.
+				if err := proxycfg.ValidateRoute(proxycfg.Route{Method: r.Method, Path: r.Path}); err != nil {
+					unroutable = append(unroutable, fmt.Sprintf("%s %s cannot be routed: %v", r.Method, r.Path, err))
+					continue
+				}
+				routes = append(routes, r)
 			}
 		}
+	}
+	if len(unroutable) > 0 {
+		slices.Sort(unroutable)
+		return OpenAPIImport{}, nil, invalid(unroutable...)
 	}
 	if len(routes) == 0 {
 		return OpenAPIImport{}, nil, invalid("has no operations under paths: nothing to route")
@@ -117,7 +129,9 @@ func ParseOpenAPI(ctx context.Context, doc []byte) (OpenAPIImport, json.RawMessa
 }
 
 // ImportOpenAPI validates doc (see ParseOpenAPI) and stores it and its routes
-// with the API, replacing a previous import.
+// with the API, replacing a previous import. From then on the proxy serves
+// only those routes of the API (404 for other paths, 405 for other methods);
+// the change is published like any other.
 func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID string, doc []byte) (OpenAPIImport, error) {
 	imp, normalized, err := ParseOpenAPI(ctx, doc)
 	if err != nil {
@@ -144,8 +158,11 @@ func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID stri
 			RETURNING imported_at`, who.TenantID, apiID, imp.Title, imp.Version, normalized).Scan(&imp.ImportedAt); err != nil {
 			return fmt.Errorf("store document: %w", err)
 		}
-		return audit.Record(ctx, tx, who, "api.import_openapi", "api", apiID,
-			map[string]any{"title": imp.Title, "version": imp.Version, "routes": len(imp.Routes)})
+		if err := audit.Record(ctx, tx, who, "api.import_openapi", "api", apiID,
+			map[string]any{"title": imp.Title, "version": imp.Version, "routes": len(imp.Routes)}); err != nil {
+			return err
+		}
+		return publish.MarkChanged(ctx, tx)
 	})
 	if err != nil {
 		return OpenAPIImport{}, fmt.Errorf("import openapi: %w", err)

@@ -118,6 +118,9 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile apis: %w", err)
 	}
+	if err := compileRoutes(ctx, tx, snap); err != nil {
+		return nil, err
+	}
 
 	type planRef struct{ tenant, pos int }
 	plans := map[string]planRef{}

@@ -101,6 +101,8 @@ func (a *api) routes() []route {
 		{"GET", "/v1/apis/{id}", authTenant, get(c.GetAPI)},
 		{"PATCH", "/v1/apis/{id}", authTenant, update(c.UpdateAPI)},
 		{"DELETE", "/v1/apis/{id}", authTenant, remove(c.DeleteAPI)},
+		{"PUT", "/v1/apis/{id}/openapi", authTenant, a.putAPIDocument},
+		{"GET", "/v1/apis/{id}/openapi", authTenant, a.getAPIDocument},
 
 		{"POST", "/v1/plans", authTenant, create(c.CreatePlan)},
 		{"GET", "/v1/plans", authTenant, list(c.ListPlans)},

@@ -127,6 +127,7 @@ func buildOpenAPI() obj {
 			obj{"name": "limit", "in": "query", "schema": obj{"type": "integer", "minimum": 1, "maximum": 100, "default": 10}})})}
 	paths["/v1/keys/{id}/quota"] = obj{"parameters": []any{idParam},
 		"get": op("The key's quota in the current billing period: used and left", "200", okResp(ref("KeyQuota")), nil)}
+	addOpenAPIImportPaths(paths)
 	paths["/v1/audit"] = obj{"get": op("List audit entries, oldest first", "200", okResp(listOf("AuditEntry")), obj{"parameters": pageParams})}
 
 	ts := obj{"type": "string", "format": "date-time"}

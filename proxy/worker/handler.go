@@ -80,7 +80,10 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		Headers:       &req.Header,
 	}
 	var d pipeline.Decision
-	w.pipe.Decide(ctx, w.sync.Load(), &preq, &d)
+	// Not ctx itself: fasthttp recycles a RequestCtx once the handler
+	// returns, so a context derived from it must not outlive the request,
+	// and Redis calls may leave goroutines behind that still hold theirs.
+	w.pipe.Decide(w.bg, w.sync.Load(), &preq, &d)
 
 	var idBuf [32]byte
 	reqID := req.Header.Peek(hdrRequestID)

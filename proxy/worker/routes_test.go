@@ -3,8 +3,11 @@ package worker
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/tollgate/tollgate/proxy/internal/testredis"
 	"github.com/tollgate/tollgate/proxy/problem"
@@ -138,5 +141,53 @@ func TestDeclaredRoutesFollowSnapshots(t *testing.T) {
 	r.waitReady(t, 3)
 	if got := r.doMethod(t, "GET", "acme.localhost", "/shop/orders", nil); got.status != 200 {
 		t.Fatalf("routes removed: status %d: %s", got.status, got.body)
+	}
+}
+
+// BenchmarkProxyHandlerRoutes is BenchmarkProxyHandler's auth-none case for
+// an API with 30 declared routes next to one without, so that the cost of
+// route matching on the whole handler shows.
+func BenchmarkProxyHandlerRoutes(b *testing.B) {
+	rdb, keys := testredis.New(b)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	backendSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"ok":true}`) }}
+	go func() { _ = backendSrv.Serve(ln) }()
+	b.Cleanup(func() { _ = backendSrv.Shutdown() })
+	var routes []proxycfg.Route
+	for _, res := range []string{"users", "orders", "items", "invoices", "products", "carts"} {
+		routes = append(routes,
+			proxycfg.Route{Method: "GET", Path: "/" + res}, proxycfg.Route{Method: "POST", Path: "/" + res},
+			proxycfg.Route{Method: "GET", Path: "/" + res + "/{id}"}, proxycfg.Route{Method: "DELETE", Path: "/" + res + "/{id}"},
+			proxycfg.Route{Method: "GET", Path: "/" + res + "/{id}/history"})
+	}
+	snap := routesSnapshot("http://"+ln.Addr().String(), 1, routes)
+	testredis.Publish(b, rdb, keys, snap)
+	e := &env{rdb: rdb, keys: keys}
+	r := e.start(b, true)
+	r.waitReady(b, 1)
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 50000}
+	for _, bc := range []struct{ name, path string }{
+		{name: "no-routes", path: "/all/items/42?x=1"},
+		{name: "routes", path: "/shop/items/42?x=1"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var req fasthttp.Request
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&req, remote, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				ctx.Request.SetRequestURI(bc.path)
+				ctx.Request.Header.SetHost("acme.localhost")
+				r.w.HandleFastHTTP(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+			}
+		})
 	}
 }

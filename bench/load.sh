@@ -5,7 +5,10 @@
 # Targets, each measured with wrk --latency:
 #   direct    wrk -> tollgate backend
 #   nginx     wrk -> nginx (keepalive upstream) -> tollgate backend
-#   tollgate  wrk -> tollgate proxy (key auth, rate limit, balancing, metering on) -> tollgate backend
+#   tollgate  wrk -> a standalone `tollgate proxy` worker (key auth, rate limit, balancing,
+#             metering on) -> tollgate backend. `tollgate dev` runs beside it only to
+#             serve the control plane and seed the demo tenant; the measured worker
+#             is its own process, as in production.
 #
 # Environment (all optional):
 #   BENCH_THREADS       wrk threads                 (default: number of CPUs)
@@ -33,6 +36,9 @@ nginx_port=$((port_base + 2))
 proxy_port=$((port_base + 3))
 admin_port=$((port_base + 4))
 control_port=$((port_base + 5))
+worker_port=$((port_base + 6))
+worker_admin_port=$((port_base + 7))
+bench_secret="tollgate-bench-secret-$(date +%s)"
 bench_db_url="postgres://postgres@127.0.0.1:5432/tollgate_bench?sslmode=disable"
 bench_redis_url="redis://127.0.0.1:6379/15"
 bench_redis_prefix="tollgate-bench:"
@@ -137,6 +143,7 @@ log "starting tollgate dev (database tollgate_bench, Redis DB 15 prefix $bench_r
 env_file="$work/dev.env"
 TOLLGATE_REDIS_URL="$bench_redis_url" \
 	TOLLGATE_REDIS_PREFIX="$bench_redis_prefix" \
+	TOLLGATE_SECRET="$bench_secret" \
 	TOLLGATE_CONTROL_ADDR="127.0.0.1:$control_port" \
 	TOLLGATE_PROXY_ADDR="127.0.0.1:$proxy_port" \
 	TOLLGATE_PROXY_ADMIN_ADDR="127.0.0.1:$admin_port" \
@@ -160,7 +167,18 @@ if [ -z "$demo_host" ]; then # derive it from the URL: http://demo.localhost:800
 fi
 demo_path="/${demo_url#*://*/}"
 [ "$demo_path" != "/$demo_url" ] || demo_path="/demo/"
-proxy_url="http://127.0.0.1:$proxy_port${demo_path}bench"
+log "starting a standalone tollgate proxy worker on 127.0.0.1:$worker_port"
+TOLLGATE_REDIS_URL="$bench_redis_url" \
+	TOLLGATE_REDIS_PREFIX="$bench_redis_prefix" \
+	TOLLGATE_SECRET="$bench_secret" \
+	TOLLGATE_UPSTREAM_ALLOW_PRIVATE=true \
+	TOLLGATE_PROXY_ADDR="127.0.0.1:$worker_port" \
+	TOLLGATE_PROXY_ADMIN_ADDR="127.0.0.1:$worker_admin_port" \
+	TOLLGATE_LOG_LEVEL="${TOLLGATE_LOG_LEVEL:-warn}" \
+	"$TOLLGATE" proxy >"$work/worker.log" 2>&1 &
+pids+=($!)
+wait_http "tollgate proxy readiness" "http://127.0.0.1:$worker_admin_port/readyz"
+proxy_url="http://127.0.0.1:$worker_port${demo_path}bench"
 wait_http "tollgate proxy" "$proxy_url" -H "Host: $demo_host" -H "X-API-Key: $demo_key"
 # The answer must come from the backend through the proxy, not from the proxy itself.
 curl -s --max-time 5 -H "Host: $demo_host" -H "X-API-Key: $demo_key" "$proxy_url" | grep -q '"backend":"bench"' ||

@@ -99,7 +99,7 @@ func TestUsageExactlyOnce(t *testing.T) {
 	// their status (only "no such API" and "no config yet" are not).
 	probe := func(w int) bool {
 		a := p.call(w, host, "/echo/", acme.key)
-		if a.status != 404 && !strings.Contains(a.body, "/problems/unavailable") {
+		if a.status != 404 && !strings.Contains(a.body, "not loaded its configuration") {
 			sent++
 			if a.status >= 400 && a.status < 500 {
 				unauthorized++

@@ -84,7 +84,7 @@ type Decision struct {
 func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Decision) {
 	*d = Decision{}
 	if rt == nil {
-		d.Problem = problem.Unavailable
+		d.Problem = problem.NotReady
 		return
 	}
 	api, ok := rt.Route(req.Host, req.Path)

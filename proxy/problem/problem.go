@@ -56,8 +56,10 @@ var (
 	BadGateway = New("bad-gateway", 502, "Bad Gateway", "The upstream service could not be reached or sent an invalid response.")
 	// NoHealthyTarget: every target of the API's upstream is down.
 	NoHealthyTarget = New("no-healthy-target", 503, "Service Unavailable", "No healthy upstream target is available for this API.")
-	// Unavailable: the gateway itself cannot decide (not ready, Redis down on a cache miss).
+	// Unavailable: the gateway itself cannot decide (Redis down on a key cache miss).
 	Unavailable = New("unavailable", 503, "Service Unavailable", "The gateway is temporarily unable to serve this request; retry later.")
+	// NotReady answers while a worker has no configuration yet (type unavailable).
+	NotReady = New("unavailable", 503, "Service Unavailable", "The gateway has not loaded its configuration yet; retry in a moment.")
 	// GatewayTimeout: the upstream did not answer in time.
 	GatewayTimeout = New("gateway-timeout", 504, "Gateway Timeout", "The upstream service did not answer in time.")
 )

@@ -132,7 +132,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		return fmt.Errorf("listen on TOLLGATE_CONTROL_ADDR: %w", err)
 	}
 	log.Info("control plane listening", "addr", ln.Addr().String())
-	web, err := newPortal(ctx, cfg, db, log, ln.Addr().String(), nil)
+	web, err := newPortal(ctx, cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil)
 	if err != nil {
 		ln.Close()
 		return err

@@ -133,7 +133,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		return fmt.Errorf("listen on %s (TOLLGATE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
 	}
 	// The tenant portal; its emails go to an in-memory sink shown at /dev/mail.
-	if deps.Portal, err = newPortal(ctx, cfg, db, log, controlLn.Addr().String(), &mail.Sink{}); err != nil {
+	if deps.Portal, err = newPortal(ctx, cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), &mail.Sink{}); err != nil {
 		controlLn.Close()
 		return err
 	}

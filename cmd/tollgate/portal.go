@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/accounts"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/mail"
@@ -35,7 +37,7 @@ func (c config) publicURL(controlAddr string) string {
 // not nil, receives every email (dev mode and tests) and is served at
 // /dev/mail; otherwise TOLLGATE_SMTP_URL is required to deliver mail, and
 // without it mail is kept in memory with a warning.
-func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, log *slog.Logger, controlAddr string, devSink *mail.Sink) (http.Handler, error) {
+func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys proxycfg.Keys, log *slog.Logger, controlAddr string, devSink *mail.Sink) (http.Handler, error) {
 	var mailer mail.Sender
 	var devMail http.Handler
 	switch {
@@ -68,6 +70,7 @@ func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, log *slog.Logg
 		DB: db, Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
 		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,
+		Redis: rdb, Keys: keys,
 	})
 }
 

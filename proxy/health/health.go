@@ -8,9 +8,12 @@ package health
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,11 +39,13 @@ type Upstream struct {
 type pair struct{ upstream, url string }
 
 type target struct {
-	up     atomic.Bool
-	check  proxycfg.HealthCheck
-	stop   context.CancelFunc
-	done   chan struct{}
-	active bool
+	up        atomic.Bool
+	lastCheck atomic.Int64           // Unix nanoseconds of the last probe's end, 0 for none
+	lastErr   atomic.Pointer[string] // why the last probe failed, nil after a success
+	check     proxycfg.HealthCheck
+	stop      context.CancelFunc
+	done      chan struct{}
+	active    bool
 }
 
 // Checker owns the health state of every target. Create it with New; State
@@ -97,6 +102,35 @@ func (c *Checker) State(upstreamKey, url string) *atomic.Bool {
 		c.targets[p] = t
 	}
 	return &t.up
+}
+
+// Status is what a Checker knows of one target.
+type Status struct {
+	// Healthy is the active check's verdict (true without a check).
+	Healthy bool
+	// LastCheck is when the last probe ended; zero if never probed.
+	LastCheck time.Time
+	// LastError is why the last probe failed; "" if it succeeded.
+	LastError string
+}
+
+// Status returns the state of a target; ok is false for a target the
+// Checker does not know.
+func (c *Checker) Status(upstreamKey, url string) (st Status, ok bool) {
+	c.mu.Lock()
+	t := c.targets[pair{upstreamKey, url}]
+	c.mu.Unlock()
+	if t == nil {
+		return Status{}, false
+	}
+	st.Healthy = t.up.Load()
+	if ns := t.lastCheck.Load(); ns != 0 {
+		st.LastCheck = time.Unix(0, ns)
+	}
+	if e := t.lastErr.Load(); e != nil {
+		st.LastError = *e
+	}
+	return st, true
 }
 
 // Sync makes the running checks match upstreams: it starts checks of new
@@ -179,11 +213,18 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		ok := c.probe(ctx, probeURL, timeout, hc.ExpectedStatus)
+		perr := c.probe(ctx, probeURL, timeout, hc.ExpectedStatus)
 		if ctx.Err() != nil {
 			return
 		}
-		if ok {
+		t.lastCheck.Store(time.Now().UnixNano())
+		if perr == nil {
+			t.lastErr.Store(nil)
+		} else {
+			msg := perr.Error()
+			t.lastErr.Store(&msg)
+		}
+		if perr == nil {
 			successes, failures = successes+1, 0
 			if successes >= healthyAfter && !t.up.Load() {
 				t.up.Store(true)
@@ -206,22 +247,36 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 	}
 }
 
-func (c *Checker) probe(ctx context.Context, url string, timeout time.Duration, expected int) bool {
+// probe GETs url once; nil means the target answered as expected.
+func (c *Checker) probe(ctx context.Context, url string, timeout time.Duration, expected int) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return fmt.Errorf("probe request: %w", err)
 	}
 	req.Header.Set("User-Agent", "tollgate-health-check")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return false
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("no answer within %s", timeout)
+		}
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL is known to the reader
+		}
+		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if expected != 0 {
-		return resp.StatusCode == expected
+		if resp.StatusCode != expected {
+			return fmt.Errorf("status %d, want %d", resp.StatusCode, expected)
+		}
+		return nil
 	}
-	return resp.StatusCode >= 200 && resp.StatusCode < 400
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }

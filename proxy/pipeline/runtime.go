@@ -182,7 +182,7 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 				hu.Targets = append(hu.Targets, tg.URL)
 			}
 			rt.upstreams = append(rt.upstreams, hu)
-			up := &Upstream{TenantSlug: tn.Slug, ID: u.ID, Targets: targets, HashOn: u.HashOn, Retry: u.Retry}
+			up := &Upstream{TenantSlug: tn.Slug, TenantID: tn.ID, ID: u.ID, Targets: targets, HashOn: u.HashOn, Retry: u.Retry}
 			if opts.Metrics != nil {
 				up.Metrics = opts.Metrics.Upstream(tn.Slug, u.ID)
 			}

@@ -14,6 +14,8 @@ import (
 type Upstream struct {
 	// TenantSlug and ID name the upstream (for logs and metrics).
 	TenantSlug, ID string
+	// TenantID is the owning tenant's id (for health reports).
+	TenantID string
 	// Targets are indexed like the pool's members.
 	Targets []*Target
 	// Pool picks targets and learns from outcomes.

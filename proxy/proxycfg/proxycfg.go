@@ -22,6 +22,9 @@
 //     API serves (imported from OpenAPI; Route, ValidateRoute in routes.go).
 //     Empty Routes keeps the old behaviour: every method and path under
 //     the base path is forwarded.
+//   - 1 (additive, live health): Keys.TargetHealth, TargetHealthReport and
+//     TargetHealthField (health.go), the workers' per-target health views
+//     read by the control plane.
 package proxycfg
 
 import (

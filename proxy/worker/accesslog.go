@@ -26,7 +26,7 @@ type accessEntry struct {
 	path      string
 	status    int
 	duration  time.Duration
-	bytesIn   int
+	bytesIn   int64
 	bytesOut  int
 	requestID string
 	tenant    string
@@ -59,7 +59,7 @@ func newAccessLog(l *slog.Logger, sample float64) *accessLog {
 	return a
 }
 
-func (a *accessLog) log(ctx *fasthttp.RequestCtx, d *pipeline.Decision, status int, elapsed time.Duration, reqID []byte) {
+func (a *accessLog) log(ctx *fasthttp.RequestCtx, d *pipeline.Decision, status int, elapsed time.Duration, reqID []byte, bytesIn int64) {
 	if status < 400 && a.sample < 1 && rand.Float64() >= a.sample {
 		return
 	}
@@ -70,7 +70,7 @@ func (a *accessLog) log(ctx *fasthttp.RequestCtx, d *pipeline.Decision, status i
 		path:      string(ctx.Path()),
 		status:    status,
 		duration:  elapsed,
-		bytesIn:   len(ctx.Request.Body()),
+		bytesIn:   bytesIn,
 		bytesOut:  responseBodyLen(&ctx.Response),
 		requestID: string(reqID),
 		remote:    ctx.RemoteIP().String(),
@@ -102,7 +102,7 @@ func (a *accessLog) run() {
 			slog.String("path", e.path),
 			slog.Int("status", e.status),
 			slog.Float64("duration_ms", float64(e.duration.Microseconds())/1000),
-			slog.Int("bytes_in", e.bytesIn),
+			slog.Int64("bytes_in", e.bytesIn),
 			slog.Int("bytes_out", e.bytesOut),
 			slog.String("request_id", e.requestID),
 			slog.String("tenant_id", e.tenant),

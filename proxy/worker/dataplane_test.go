@@ -94,8 +94,12 @@ func (r *running) doReq(t testing.TB, method, host, path string, hdr map[string]
 	return out
 }
 
-// doHead writes the head of a request declaring a body of length bytes,
-// sends no body, and reads the answer.
+// doHead writes the head of a request declaring a body of length bytes and
+// only the first bodyReadAhead bytes of it, and reads the answer: the worker
+// must refuse without waiting for more (the engine reads at most that much
+// of a body ahead of the handler, which then streams the rest).
+const bodyReadAhead = 8 << 10
+
 func (r *running) doHead(t testing.TB, method, host, path string, length int) response {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", r.traffic, 5*time.Second)
@@ -104,7 +108,8 @@ func (r *running) doHead(t testing.TB, method, host, path string, length int) re
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", method, path, host, length); err != nil {
+	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s", method, path, host, length,
+		strings.Repeat("x", min(length, bodyReadAhead))); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -377,9 +382,10 @@ func TestHygiene(t *testing.T) {
 		hdr    map[string]string
 		body   string
 		// declared sends only the head of a request whose Content-Length
-		// is declared, and reads the answer without sending the body: the
-		// worker must refuse before reading it. (Sending the body too makes
-		// the client race the early 413 and the connection reset.)
+		// is declared (and the engine's read-ahead of the body), and reads
+		// the answer without sending the rest: the worker must refuse
+		// before reading it. (Sending the body too makes the client race
+		// the early 413 and the connection reset.)
 		declared int
 		want     int
 		check    func(t *testing.T, got response)
@@ -633,7 +639,7 @@ func BenchmarkAccessLogEntry(b *testing.B) {
 	id := []byte("0123456789abcdef0123456789abcdef")
 	b.ReportAllocs()
 	for b.Loop() {
-		a.log(&ctx, d, 200, time.Millisecond, id)
+		a.log(&ctx, d, 200, time.Millisecond, id, 0)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(a.dropped.Load())/float64(b.N), "dropped/op")

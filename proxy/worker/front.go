@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -63,17 +62,11 @@ func (w *Worker) frontHandler(secure bool) http.Handler {
 			}
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			limit := int64(w.opts.MaxBodyBytes)
-			body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-			if err != nil {
-				writeNetProblem(rw, problemBadBody)
-				return
-			}
-			if int64(len(body)) > limit {
-				writeNetProblem(rw, problemTooLarge)
-				return
-			}
-			req.SetBodyRaw(body)
+			// Streamed like on the traffic port: the handler applies the
+			// limits and reads small bodies whole (body.go). The reader is
+			// wrapped to hide Close: fasthttp closes a body stream when it
+			// replaces it, and net/http closes the body itself.
+			req.SetBodyStream(struct{ io.Reader }{r.Body}, int(r.ContentLength))
 		}
 
 		w.HandleFastHTTP(&ctx)
@@ -170,9 +163,9 @@ var (
 )
 
 // engineError answers requests fasthttp refuses while reading them: too
-// large a body (server-wide or the API's limit, both before the body is
-// buffered), too large a header block, a slow client, or a malformed
-// request. Every answer is problem+json, like the handler's.
+// large a body, too large a header block, a slow client, or a malformed
+// request. (Bodies stream, so their limits are mostly the handler's:
+// body.go.) Every answer is problem+json, like the handler's.
 func engineError(ctx *fasthttp.RequestCtx, err error) {
 	p := problemMalformed
 	var small *fasthttp.ErrSmallBuffer
@@ -189,22 +182,4 @@ func engineError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetStatusCode(p.Status)
 	ctx.Response.Header.SetContentType(problem.ContentType)
 	ctx.SetBody(p.Body)
-}
-
-// headerReceived applies the routed API's body limit before the body is
-// read, so that an oversized body is refused (413) without buffering it.
-func (w *Worker) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	rt := w.sync.Load()
-	if rt == nil || !rt.HasBodyLimits() {
-		return fasthttp.RequestConfig{}
-	}
-	path := h.RequestURI()
-	if i := bytes.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	api, ok := rt.Route(h.Host(), path)
-	if !ok || api.MaxBodyBytes <= 0 || api.MaxBodyBytes >= int64(w.opts.MaxBodyBytes) {
-		return fasthttp.RequestConfig{}
-	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: int(api.MaxBodyBytes)}
 }

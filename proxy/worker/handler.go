@@ -96,45 +96,68 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		req.Header.SetBytesV(hdrTraceparent, w.newTraceparent(tp[:0]))
 	}
 
-	if d.Problem == nil && d.API.MaxBodyBytes > 0 && int64(len(req.Body())) > d.API.MaxBodyBytes {
-		d.Done(balance.Result{})
-		d.Problem = problemTooLarge
+	var body reqBody
+	defer body.release(req)
+	if d.Problem == nil {
+		if p := w.prepareBody(req, d.API, &body); p != nil {
+			d.Done(balance.Result{})
+			d.Problem = p
+		}
 	}
 	if d.Problem != nil {
 		w.writeProblem(ctx, d.Problem, &d, reqID)
-		w.finish(ctx, &d, start, reqID)
+		if body.clientFailed() {
+			ctx.SetConnectionClose()
+		}
+		w.finish(ctx, &d, start, reqID, body.bytesIn())
 		return
 	}
-	if err := w.forward(ctx, &d, &preq, clientIP); err != nil {
-		w.writeProblem(ctx, w.upstreamProblem(err, &d), &d, reqID)
-		w.finish(ctx, &d, start, reqID)
+	if err := w.forward(ctx, &d, &preq, clientIP, &body); err != nil {
+		p := w.upstreamProblem(err, &d)
+		if body.clientFailed() {
+			// The client's body broke off or went over the limit while it
+			// streamed: the upstream exchange was abandoned, nothing was
+			// sent to the client yet, so it is told why.
+			p = problemBadBody
+			if body.tooLarge() {
+				p = problemTooLarge
+			}
+		}
+		w.writeProblem(ctx, p, &d, reqID)
+		if body.clientFailed() {
+			// The connection is at an unknown point of the body.
+			ctx.SetConnectionClose()
+		}
+		w.finish(ctx, &d, start, reqID, body.bytesIn())
 		return
 	}
 	ctx.Response.Header.SetBytesV(hdrRequestID, reqID)
 	setRateHeaders(ctx, &d)
-	w.finish(ctx, &d, start, reqID)
+	w.finish(ctx, &d, start, reqID, body.bytesIn())
 }
 
-// finish counts the answered request and writes its access log entry.
-func (w *Worker) finish(ctx *fasthttp.RequestCtx, d *pipeline.Decision, start time.Time, reqID []byte) {
+// finish counts the answered request and writes its access log entry;
+// bytesIn is the size of the request body read from the client.
+func (w *Worker) finish(ctx *fasthttp.RequestCtx, d *pipeline.Decision, start time.Time, reqID []byte, bytesIn int64) {
 	status := ctx.Response.StatusCode()
 	elapsed := time.Since(start)
-	w.endRequest(ctx, d, status, start, elapsed)
+	w.endRequest(ctx, d, status, start, elapsed, bytesIn)
 	if d.API != nil {
 		d.API.Metrics.Observe(status, elapsed)
 	} else {
 		w.unrouted.Observe(status, elapsed)
 	}
 	if w.access != nil {
-		w.access.log(ctx, d, status, elapsed, reqID)
+		w.access.log(ctx, d, status, elapsed, reqID, bytesIn)
 	}
 }
 
 // forward rewrites the client's request in place for the target and
 // exchanges it, retrying on another target when the upstream's retry policy
-// and budget allow. The response lands in ctx.Response, cleaned of hop-by-hop
-// headers.
-func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *pipeline.Request, clientIP []byte) error {
+// and budget allow (only a body held whole in memory can be sent again; a
+// streamed one is sent once). The response lands in ctx.Response, cleaned
+// of hop-by-hop headers.
+func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *pipeline.Request, clientIP []byte, body *reqBody) error {
 	req := &ctx.Request
 	api := d.API
 
@@ -197,7 +220,8 @@ func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 		return w.upgrade(ctx, d)
 	}
 	stream := wantsStream(&req.Header)
-	retryable := pipeline.Retryable(d.Upstream, req.Header.Method(), len(req.Header.Peek(hdrIdempotencyKey)) > 0)
+	retryable := body.replayable &&
+		pipeline.Retryable(d.Upstream, req.Header.Method(), len(req.Header.Peek(hdrIdempotencyKey)) > 0)
 	var tried uint64
 	deadline := time.Now().Add(api.Timeout)
 	for attempt := 0; ; attempt++ {
@@ -218,6 +242,11 @@ func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 		t0 := time.Now()
 		err := hc.DoDeadline(req, &ctx.Response, deadline)
 		res := balance.Result{Latency: time.Since(t0)}
+		if err != nil && body.clientFailed() {
+			// The client's body failed, not the target.
+			d.Done(res)
+			return err
+		}
 		if err != nil {
 			res.ConnError = true
 			d.Upstream.Metrics.Error(errorKind(err))

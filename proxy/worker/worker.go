@@ -5,7 +5,8 @@
 //
 // Protocols: HTTP/1.1 on the traffic port (fasthttp), with WebSocket
 // upgrades spliced to the target and event streams flushed as they arrive
-// (stream.go); HTTP/2 over TLS with per-domain certificates reloaded from
+// (stream.go), and request bodies streamed to the target under the API's
+// size limit (body.go); HTTP/2 over TLS with per-domain certificates reloaded from
 // disk, and cleartext h2c, on optional net/http front listeners that run the
 // same handler (front.go). Admin port: /healthz, /readyz and /metrics.
 package worker
@@ -87,7 +88,8 @@ type Options struct {
 	// means 16 KiB.
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds request bodies of every API (413 beyond); APIs
-	// may set less. 0 means 32 MiB.
+	// may set less. 0 means 32 MiB. Bodies are streamed to the upstream,
+	// not held in memory, whatever this limit (body.go).
 	MaxBodyBytes int
 	// ReadTimeout bounds reading a request (headers and body) from a
 	// client, against slow clients; 0 means 60s.
@@ -416,6 +418,7 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 	loops.Go(func() { _ = w.sync.Run(bg) })
 	loops.Go(func() { _ = w.keys.Run(bg) })
 	w.runThrottling(bg, &loops)
+	w.runHealthReport(bg, &loops)
 	defer func() {
 		stopBG()
 		loops.Wait()
@@ -437,11 +440,14 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		NoDefaultContentType:  true,
 		ReadTimeout:           w.opts.ReadTimeout,
 		IdleTimeout:           w.opts.IdleTimeout,
-		MaxRequestBodySize:    w.opts.MaxBodyBytes,
+		// Bodies stream to the upstream (body.go); the handler applies
+		// the API's limit, MaxRequestBodySize only bounds what the engine
+		// reads ahead of the handler.
+		StreamRequestBody:  true,
+		MaxRequestBodySize: w.opts.MaxBodyBytes,
 		// The read buffer bounds the request line and headers: a larger
 		// header block is answered 431.
 		ReadBufferSize:  w.opts.MaxHeaderBytes,
-		HeaderReceived:  w.headerReceived,
 		ErrorHandler:    engineError,
 		CloseOnShutdown: true,
 		Logger:          fasthttpLogger{w.logger},

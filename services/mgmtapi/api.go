@@ -95,6 +95,7 @@ func (a *api) routes() []route {
 		{"GET", "/v1/upstreams/{id}", authTenant, get(c.GetUpstream)},
 		{"PATCH", "/v1/upstreams/{id}", authTenant, update(c.UpdateUpstream)},
 		{"DELETE", "/v1/upstreams/{id}", authTenant, remove(c.DeleteUpstream)},
+		{"GET", "/v1/upstreams/{id}/health", authTenant, a.getUpstreamHealth},
 
 		{"POST", "/v1/apis", authTenant, create(c.CreateAPI)},
 		{"GET", "/v1/apis", authTenant, list(c.ListAPIs)},

@@ -127,6 +127,8 @@ func buildOpenAPI() obj {
 			obj{"name": "limit", "in": "query", "schema": obj{"type": "integer", "minimum": 1, "maximum": 100, "default": 10}})})}
 	paths["/v1/keys/{id}/quota"] = obj{"parameters": []any{idParam},
 		"get": op("The key's quota in the current billing period: used and left", "200", okResp(ref("KeyQuota")), nil)}
+	paths["/v1/upstreams/{id}/health"] = obj{"parameters": []any{idParam},
+		"get": op("Live health of the upstream's targets, aggregated over the proxy workers' reports", "200", okResp(ref("UpstreamHealth")), nil)}
 	addOpenAPIImportPaths(paths)
 	paths["/v1/audit"] = obj{"get": op("List audit entries, oldest first", "200", okResp(listOf("AuditEntry")), obj{"parameters": pageParams})}
 
@@ -204,6 +206,7 @@ func buildOpenAPI() obj {
 				"latency_avg_ms": obj{"type": "number"}, "latency_p50_ms": obj{"type": "number"}, "latency_p99_ms": obj{"type": "number"}})}}),
 		"ConsumerTotal": object(obj{"consumer_id": obj{"type": "string", "format": "uuid"}, "name": str(),
 			"requests": integer(), "errors": obj{"type": "integer", "description": "4xx and 5xx answers"}}),
+		"UpstreamHealth": upstreamHealthSchema(),
 		"KeyQuota": object(obj{"key_id": obj{"type": "string", "format": "uuid"}, "plan_id": obj{"type": "string", "format": "uuid"},
 			"scope": enum("key", "consumer"), "limit": obj{"type": "integer", "description": "0 = no quota"},
 			"period": enum("day", "month"), "period_start": ts, "period_end": ts, "used": integer(), "left": integer()}),

@@ -167,6 +167,9 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile plan apis: %w", err)
 	}
+	if err := compileDomains(ctx, tx, snap, idx); err != nil {
+		return nil, err
+	}
 	pruneJWTPlans(snap)
 	return snap, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/token"
 )
@@ -100,18 +101,28 @@ func ListDomains(ctx context.Context, db *pgxpool.Pool, tenantID string) ([]Doma
 	return list, nil
 }
 
-// RemoveDomain deletes a custom domain of the actor's tenant.
+// RemoveDomain deletes a custom domain of the actor's tenant; a verified one
+// stops being served with the next snapshot (the config is marked changed in
+// the same transaction).
 func RemoveDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id string) error {
 	if !store.ValidID(id) {
 		return fault.ErrNotFound
 	}
 	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM custom_domains WHERE tenant_id = $1 AND id = $2`, who.TenantID, id)
+		var verified *time.Time
+		err := tx.QueryRow(ctx, `DELETE FROM custom_domains WHERE tenant_id = $1 AND id = $2 RETURNING verified_at`,
+			who.TenantID, id).Scan(&verified)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.ErrNotFound
+		}
 		if err != nil {
 			return fmt.Errorf("delete domain: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
-			return fault.ErrNotFound
+		if verified != nil {
+			// The proxies serve it: they stop with the next snapshot.
+			if err := publish.MarkChanged(ctx, tx); err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, tx, who, "domain.remove", "custom_domain", id, nil)
 	})
@@ -125,7 +136,8 @@ func RemoveDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id str
 type LookupTXT func(ctx context.Context, name string) ([]string, error)
 
 // VerifyDomain checks that the domain's TXT record at VerificationName holds
-// its verification token and, if so, marks it verified. A missing record is a
+// its verification token and, if so, marks it verified and the data-plane
+// config changed (same transaction), so the proxies serve it within a second. A missing record is a
 // ValidationError of the field "domain" that says what to publish.
 func VerifyDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id string, lookup LookupTXT) (Domain, error) {
 	if !store.ValidID(id) {
@@ -166,6 +178,10 @@ func VerifyDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id str
 		if err := tx.QueryRow(ctx, `UPDATE custom_domains SET verified_at = now() WHERE tenant_id = $1 AND id = $2
 			RETURNING verified_at`, who.TenantID, id).Scan(&d.VerifiedAt); err != nil {
 			return fmt.Errorf("mark verified: %w", err)
+		}
+		// Served from the next snapshot on.
+		if err := publish.MarkChanged(ctx, tx); err != nil {
+			return err
 		}
 		return audit.Record(ctx, tx, who, "domain.verify", "custom_domain", id, map[string]any{"domain": d.Domain})
 	})

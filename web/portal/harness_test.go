@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/sso"
@@ -36,6 +39,9 @@ type env struct {
 type envOpts struct {
 	secure bool
 	idp    *sso.Config
+	// rdb and keys, if set, give the portal the proxies' Redis (live health).
+	rdb  redis.UniversalClient
+	keys proxycfg.Keys
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -54,6 +60,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		DB: db, Secret: testSecret, AllowPrivateUpstreams: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ProxyDomain: "gw.test", PublicURL: pub, Mailer: e.sink, SecureCookies: o.secure, DefaultOIDC: o.idp,
+		Redis: o.rdb, Keys: o.keys,
 		LookupTXT: func(_ context.Context, name string) ([]string, error) {
 			// The test's DNS: every challenge record holds tokens starting "tollgate-verify-".
 			if strings.HasPrefix(name, "_tollgate-challenge.verified.") {

@@ -19,8 +19,12 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 
 	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/health"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
@@ -64,6 +68,11 @@ type Options struct {
 	// LookupTXT resolves the TXT records that verify custom domains; if nil,
 	// net.DefaultResolver.LookupTXT.
 	LookupTXT settings.LookupTXT
+	// Redis is where the proxy workers report their targets' live health
+	// (services/health); nil shows the configured state only.
+	Redis redis.UniversalClient
+	// Keys names the Redis keys (Prefix separates deployments and tests).
+	Keys proxycfg.Keys
 }
 
 // Portal is the tenant portal's HTTP handler.
@@ -78,6 +87,7 @@ type Portal struct {
 	mux     *http.ServeMux
 	cookies cookieNames
 	logins  atomic.Uint64
+	health  *health.Reader // nil without Redis
 }
 
 // New validates opts and returns the portal's handler, to be mounted at "/".
@@ -114,6 +124,9 @@ func New(opts Options) (*Portal, error) {
 		cat:     catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams),
 		idps:    &sso.Cache{Client: opts.OIDCClient},
 		cookies: newCookieNames(opts.SecureCookies),
+	}
+	if opts.Redis != nil {
+		p.health = &health.Reader{Redis: opts.Redis, Keys: opts.Keys}
 	}
 	p.mux = p.routes()
 	return p, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/fault"
@@ -22,25 +23,37 @@ func (p *Portal) upstreamsList(w http.ResponseWriter, r *http.Request, q *req) {
 		return
 	}
 	m := view.UpstreamsPage{C: q.chrome("Upstreams", "upstreams")}
+	live := p.liveHealth(r.Context(), q.tenant.ID)
+	now := time.Now()
 	for _, u := range ups {
-		row := view.UpstreamRow{ID: u.ID, Name: u.Name, Algorithm: strings.ReplaceAll(u.Algorithm, "_", " ")}
-		state := "unchecked"
-		row.HealthCheck = "No active health check: every target is taken as healthy."
-		if hc := u.HealthCheck; hc != nil {
-			state = "checked"
-			row.HealthCheck = fmt.Sprintf("Health check GET %s every %s, healthy after %d, unhealthy after %d.",
-				hc.Path, msText(hc.IntervalMS), hc.HealthyThreshold, hc.UnhealthyThreshold)
-		}
-		for _, t := range u.Targets {
-			weight := 1
-			if t.Weight != nil {
-				weight = *t.Weight
-			}
-			row.Targets = append(row.Targets, view.TargetRow{URL: t.URL, Weight: weight, State: state})
+		row := upstreamRow(u)
+		if live != nil {
+			applyLive(&row, live, u, now)
+			m.Live = true
 		}
 		m.Upstreams = append(m.Upstreams, row)
 	}
 	p.render(w, r, view.Upstreams(m))
+}
+
+// upstreamRow is an upstream's card: its targets and configured check.
+func upstreamRow(u catalog.Upstream) view.UpstreamRow {
+	row := view.UpstreamRow{ID: u.ID, Name: u.Name, Algorithm: strings.ReplaceAll(u.Algorithm, "_", " ")}
+	state := "unchecked"
+	row.HealthCheck = "No active health check: every target is taken as healthy."
+	if hc := u.HealthCheck; hc != nil {
+		state = "checked"
+		row.HealthCheck = fmt.Sprintf("Health check GET %s every %s, healthy after %d, unhealthy after %d.",
+			hc.Path, msText(hc.IntervalMS), hc.HealthyThreshold, hc.UnhealthyThreshold)
+	}
+	for _, t := range u.Targets {
+		weight := 1
+		if t.Weight != nil {
+			weight = *t.Weight
+		}
+		row.Targets = append(row.Targets, view.TargetRow{URL: t.URL, Weight: weight, State: state})
+	}
+	return row
 }
 
 func msText(ms int) string {
@@ -151,7 +164,13 @@ func (p *Portal) upstreamEdit(w http.ResponseWriter, r *http.Request, q *req) {
 		p.fail(w, r, q, err)
 		return
 	}
-	p.render(w, r, view.UpstreamForm(view.UpstreamFormPage{C: q.chrome(u.Name, "upstreams"), ID: u.ID, Form: upstreamForm(u)}))
+	page := view.UpstreamFormPage{C: q.chrome(u.Name, "upstreams"), ID: u.ID, Form: upstreamForm(u)}
+	if live := p.liveHealth(r.Context(), q.tenant.ID); live != nil {
+		row := upstreamRow(u)
+		applyLive(&row, live, u, time.Now())
+		page.Live = &row
+	}
+	p.render(w, r, view.UpstreamForm(page))
 }
 
 func (p *Portal) upstreamUpdate(w http.ResponseWriter, r *http.Request, q *req) {

@@ -1,5 +1,6 @@
-// Package static holds the web apps' stylesheet and images, embedded in the
-// binary: no CDN, nothing fetched from elsewhere.
+// Package static holds the web apps' stylesheet, images and small scripts
+// (served under the portal's script-src 'self'), embedded in the binary: no
+// CDN, nothing fetched from elsewhere.
 package static
 
 import (
@@ -7,7 +8,7 @@ import (
 	"net/http"
 )
 
-//go:embed *.css *.svg
+//go:embed *.css *.svg *.js
 var files embed.FS
 
 // Handler serves the embedded files; mount it under a prefix with

@@ -1,0 +1,144 @@
+package health
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+)
+
+func newRedis(t *testing.T) (redis.UniversalClient, proxycfg.Keys) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	keys := proxycfg.Keys{Prefix: "test-" + hex.EncodeToString(b[:]) + ":"}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		var del []string
+		iter := rdb.Scan(ctx, 0, keys.Prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			del = append(del, iter.Val())
+		}
+		if len(del) > 0 {
+			rdb.Del(ctx, del...)
+		}
+		rdb.Close()
+	})
+	return rdb, keys
+}
+
+// put writes one worker's report the way proxy/health.Reporter does.
+func put(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys, tenant, up, url, worker string, rep proxycfg.TargetHealthReport) {
+	t.Helper()
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(context.Background(), keys.TargetHealth(tenant), proxycfg.TargetHealthField(up, url, worker), b).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReaderAggregatesWorkers(t *testing.T) {
+	t.Parallel()
+	rdb, keys := newRedis(t)
+	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	r := &Reader{Redis: rdb, Keys: keys, Now: func() time.Time { return now }}
+	fresh, old := now.Add(-time.Second), now.Add(-time.Minute)
+	probe := now.Add(-1500 * time.Millisecond)
+	const (
+		good, half, dead, ejected, stale, unseen = "http://good:80", "http://half:80", "http://dead:80",
+			"http://ejected:80", "http://stale:80", "http://unseen:80"
+	)
+	ok := proxycfg.TargetHealthReport{Healthy: true, LastCheck: probe, CheckedAt: fresh}
+	failing := proxycfg.TargetHealthReport{Healthy: false, LastCheck: probe, LastError: "dial tcp: connection refused", CheckedAt: fresh}
+	for _, w := range []string{"w1", "w2"} {
+		put(t, rdb, keys, "t-a", "u1", good, w, ok)
+		put(t, rdb, keys, "t-a", "u1", dead, w, failing)
+	}
+	put(t, rdb, keys, "t-a", "u1", half, "w1", ok)
+	put(t, rdb, keys, "t-a", "u1", half, "w2", failing)
+	put(t, rdb, keys, "t-a", "u1", ejected, "w1", proxycfg.TargetHealthReport{Healthy: true, Ejected: true, CheckedAt: fresh})
+	put(t, rdb, keys, "t-a", "u1", ejected, "w2", proxycfg.TargetHealthReport{Healthy: true, CheckedAt: fresh})
+	// A dead worker's views: ignored, and one that disagrees with the live ones.
+	put(t, rdb, keys, "t-a", "u1", good, "w-dead", proxycfg.TargetHealthReport{Healthy: false, LastError: "old", CheckedAt: old})
+	put(t, rdb, keys, "t-a", "u1", stale, "w-dead", proxycfg.TargetHealthReport{Healthy: true, CheckedAt: old})
+	// Another upstream and another tenant with the same target URL.
+	put(t, rdb, keys, "t-a", "u2", good, "w1", failing)
+	put(t, rdb, keys, "t-b", "u1", good, "w1", failing)
+
+	got, err := r.Upstream(context.Background(), "t-a", "u1", []string{good, half, dead, ejected, stale, unseen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                      string
+		status                    string
+		workers, healthy, ejected int
+		lastError                 string
+		seen                      bool
+	}{
+		{name: good, status: StatusHealthy, workers: 2, healthy: 2, seen: true},
+		{name: half, status: StatusDegraded, workers: 2, healthy: 1, lastError: failing.LastError, seen: true},
+		{name: dead, status: StatusDown, workers: 2, healthy: 0, lastError: failing.LastError, seen: true},
+		{name: ejected, status: StatusDegraded, workers: 2, healthy: 1, ejected: 1, seen: true},
+		{name: stale, status: StatusUnknown},
+		{name: unseen, status: StatusUnknown},
+	}
+	if len(got) != len(tests) {
+		t.Fatalf("got %d targets, want %d", len(got), len(tests))
+	}
+	for i, tc := range tests {
+		g := got[i]
+		if g.URL != tc.name || g.Status != tc.status || g.Workers != tc.workers || g.HealthyWorkers != tc.healthy ||
+			g.EjectedWorkers != tc.ejected || g.LastError != tc.lastError || (g.LastSeen != nil) != tc.seen {
+			t.Errorf("%s: got %+v, want status %s workers %d healthy %d ejected %d error %q seen %v",
+				tc.name, g, tc.status, tc.workers, tc.healthy, tc.ejected, tc.lastError, tc.seen)
+		}
+		if tc.seen && !g.LastSeen.Equal(fresh) {
+			t.Errorf("%s: last seen %v, want %v", tc.name, g.LastSeen, fresh)
+		}
+	}
+	// The stale fields were deleted; the fresh ones stay.
+	for _, f := range []string{proxycfg.TargetHealthField("u1", stale, "w-dead"), proxycfg.TargetHealthField("u1", good, "w-dead")} {
+		if rdb.HExists(context.Background(), keys.TargetHealth("t-a"), f).Val() {
+			t.Errorf("stale field %q not deleted", f)
+		}
+	}
+	if n := rdb.HLen(context.Background(), keys.TargetHealth("t-a")).Val(); n != 9 {
+		t.Errorf("hash has %d fields after the read, want 9 fresh ones", n)
+	}
+}
+
+func TestReaderTenantIsolation(t *testing.T) {
+	t.Parallel()
+	rdb, keys := newRedis(t)
+	r := &Reader{Redis: rdb, Keys: keys}
+	put(t, rdb, keys, "t-a", "u1", "http://a:80", "w1", proxycfg.TargetHealthReport{Healthy: true, CheckedAt: time.Now()})
+	tests := []struct {
+		name, tenant string
+		want         int
+	}{
+		{name: "owner", tenant: "t-a", want: 1},
+		{name: "other tenant", tenant: "t-b", want: 0},
+	}
+	for _, tc := range tests {
+		v, err := r.Tenant(context.Background(), tc.tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(v["u1"]["http://a:80"]); n != tc.want {
+			t.Errorf("%s: %d reports, want %d", tc.name, n, tc.want)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+)
+
+// compileDomains adds each tenant's verified custom domains to its
+// Tenant.Domains, oldest first. Unverified domains are left out: a host
+// name is served only once its tenant proved it owns it (settings.VerifyDomain),
+// and a host name belongs to one tenant at most (custom_domains_domain_key).
+func compileDomains(ctx context.Context, tx pgx.Tx, snap *proxycfg.Snapshot, idx map[string]int) error {
+	rows, err := tx.Query(ctx, `SELECT tenant_id::text, lower(domain) FROM custom_domains
+		WHERE verified_at IS NOT NULL ORDER BY tenant_id, verified_at, id`)
+	if err != nil {
+		return fmt.Errorf("compile domains: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tenantID, domain string
+		if err := rows.Scan(&tenantID, &domain); err != nil {
+			return fmt.Errorf("compile domains: %w", err)
+		}
+		ti, ok := idx[tenantID]
+		if !ok {
+			continue
+		}
+		snap.Tenants[ti].Domains = append(snap.Tenants[ti].Domains, domain)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("compile domains: %w", err)
+	}
+	return nil
+}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
@@ -34,6 +35,7 @@ type platform struct {
 	admins   []string // host:port of each worker's admin listener
 	operator string
 	client   *http.Client
+	db       *pgxpool.Pool
 }
 
 func startPlatform(t *testing.T) *platform {
@@ -52,7 +54,7 @@ func startPlatform(t *testing.T) *platform {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	p := &platform{t: t, operator: "op-" + randHex(8), client: &http.Client{Timeout: 10 * time.Second}}
+	p := &platform{t: t, operator: "op-" + randHex(8), client: &http.Client{Timeout: 10 * time.Second}, db: db}
 
 	var wg sync.WaitGroup
 	controlLn := listen(t)

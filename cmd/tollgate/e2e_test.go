@@ -65,7 +65,10 @@ func startPlatform(t *testing.T) *platform {
 	go func() { defer wg.Done(); _ = serveControl(ctx, deps, controlLn) }()
 	for i := 0; i < 2; i++ {
 		w, err := worker.New(worker.Options{Redis: rdb, Keys: keys, Secret: secret, Domain: "localhost",
-			AllowPrivateUpstreams: true, Logger: log, PollInterval: 200 * time.Millisecond})
+			AllowPrivateUpstreams: true, Logger: log, PollInterval: 200 * time.Millisecond,
+			// Redis is healthy here; a loaded CI machine must not turn a slow
+			// call into a degraded local decision (those have their own tests).
+			RateLimitTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

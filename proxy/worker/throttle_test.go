@@ -255,7 +255,7 @@ func TestRedisGoesAway(t *testing.T) {
 	e := &env{rdb: rdb, keys: direct.keys}
 	url, _, _ := blockingBackend(t)
 	throttleFixture(t, direct, url)
-	r := e.start(t, true)
+	r := e.startWith(t, nil) // the production Redis timeout: this test is about Redis failing
 	r.waitReady(t, 1)
 
 	// open-1 is looked up (and cached) while Redis is there.
@@ -363,7 +363,7 @@ func TestRedisStalls(t *testing.T) {
 	e := &env{rdb: rdb, keys: direct.keys}
 	url, _, _ := blockingBackend(t)
 	throttleFixture(t, direct, url)
-	r := e.start(t, true)
+	r := e.startWith(t, nil) // the production Redis timeout: this test is about Redis stalling
 	r.waitReady(t, 1)
 	if res := r.do(t, "acme.localhost", "/a/x", key("open-1")); res.status != 200 {
 		t.Fatalf("before: %d", res.status)

@@ -2,8 +2,6 @@ package health
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
@@ -11,31 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/storetest"
 )
-
-func newRedis(t *testing.T) (redis.UniversalClient, proxycfg.Keys) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis: %v", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	keys := proxycfg.Keys{Prefix: "test-" + hex.EncodeToString(b[:]) + ":"}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		var del []string
-		iter := rdb.Scan(ctx, 0, keys.Prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			del = append(del, iter.Val())
-		}
-		if len(del) > 0 {
-			rdb.Del(ctx, del...)
-		}
-		rdb.Close()
-	})
-	return rdb, keys
-}
 
 // put writes one worker's report the way proxy/health.Reporter does.
 func put(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys, tenant, up, url, worker string, rep proxycfg.TargetHealthReport) {
@@ -51,7 +26,7 @@ func put(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys, tenant, up
 
 func TestReaderAggregatesWorkers(t *testing.T) {
 	t.Parallel()
-	rdb, keys := newRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	now := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
 	r := &Reader{Redis: rdb, Keys: keys, Now: func() time.Time { return now }}
 	fresh, old := now.Add(-time.Second), now.Add(-time.Minute)
@@ -122,7 +97,7 @@ func TestReaderAggregatesWorkers(t *testing.T) {
 
 func TestReaderTenantIsolation(t *testing.T) {
 	t.Parallel()
-	rdb, keys := newRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	r := &Reader{Redis: rdb, Keys: keys}
 	put(t, rdb, keys, "t-a", "u1", "http://a:80", "w1", proxycfg.TargetHealthReport{Healthy: true, CheckedAt: time.Now()})
 	tests := []struct {

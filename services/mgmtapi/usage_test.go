@@ -2,8 +2,6 @@ package mgmtapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"testing"
@@ -17,22 +15,7 @@ import (
 
 func newUsageEnv(t *testing.T) (*env, redis.UniversalClient, proxycfg.Keys) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	keys := proxycfg.Keys{Prefix: "test-" + hex.EncodeToString(b[:]) + ":"}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		var del []string
-		iter := rdb.Scan(ctx, 0, keys.Prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			del = append(del, iter.Val())
-		}
-		if len(del) > 0 {
-			rdb.Del(ctx, del...)
-		}
-		rdb.Close()
-	})
+	rdb, keys := storetest.NewRedis(t)
 	db := storetest.NewPool(t)
 	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken, Redis: rdb, Keys: keys, AllowPrivateUpstreams: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

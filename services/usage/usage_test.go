@@ -2,8 +2,6 @@ package usage
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
@@ -14,32 +12,6 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/storetest"
 )
-
-// newRedis returns a client of the test Redis and Keys with a prefix unique
-// to the test; the prefix's keys are deleted when it ends.
-func newRedis(t *testing.T) (redis.UniversalClient, proxycfg.Keys) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis: %v", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	keys := proxycfg.Keys{Prefix: "test-" + hex.EncodeToString(b[:]) + ":"}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		var batch []string
-		iter := rdb.Scan(ctx, 0, keys.Prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			batch = append(batch, iter.Val())
-		}
-		if len(batch) > 0 {
-			rdb.Del(ctx, batch...)
-		}
-		rdb.Close()
-	})
-	return rdb, keys
-}
 
 const (
 	tenantA   = "00000000-0000-4000-8000-00000000000a"
@@ -101,7 +73,7 @@ func TestSeriesAndTopConsumers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := storetest.NewPool(t)
-	rdb, keys := newRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	if _, err := db.Exec(ctx, `INSERT INTO tenants (id, name, slug) VALUES ($1, 'A', 'a-usage'), ($2, 'B', 'b-usage')`,
 		tenantA, tenantB); err != nil {
 		t.Fatal(err)
@@ -233,7 +205,7 @@ func TestExactlyOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := storetest.NewPool(t)
-	rdb, keys := newRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	base := time.Now().UTC().Truncate(time.Minute)
 	a := newAggregator(t, db, rdb, keys, "live")
 
@@ -318,7 +290,7 @@ func TestExactlyOnce(t *testing.T) {
 func TestRunStopsAndResumes(t *testing.T) {
 	t.Parallel()
 	db := storetest.NewPool(t)
-	rdb, keys := newRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	base := time.Now().UTC().Truncate(time.Minute)
 	run := func() (stop func()) {
 		a := newAggregator(t, db, rdb, keys, "")

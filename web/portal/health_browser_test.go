@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/storetest"
 )
 
 // TestUpstreamLiveHealthInBrowser shows the upstreams page with two proxy
@@ -32,7 +33,7 @@ func TestUpstreamLiveHealthInBrowser(t *testing.T) {
 			t.Skipf("chromium not installed: %v", err)
 		}
 	}
-	rdb, keys := testRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	e := newEnv(t, envOpts{rdb: rdb, keys: keys})
 	b := e.signup("acme")
 	const (

@@ -2,8 +2,6 @@ package portal_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -14,31 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/storetest"
 )
-
-func testRedis(t *testing.T) (redis.UniversalClient, proxycfg.Keys) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis: %v", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	keys := proxycfg.Keys{Prefix: "test-" + hex.EncodeToString(b[:]) + ":"}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		var del []string
-		iter := rdb.Scan(ctx, 0, keys.Prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			del = append(del, iter.Val())
-		}
-		if len(del) > 0 {
-			rdb.Del(ctx, del...)
-		}
-		rdb.Close()
-	})
-	return rdb, keys
-}
 
 // report writes a worker's view of a target the way the proxy does.
 func report(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys, tenantID, upstreamID, url, worker string, rep proxycfg.TargetHealthReport) {
@@ -68,7 +43,7 @@ func targetItem(t *testing.T, body, url string) string {
 
 func TestUpstreamLiveHealth(t *testing.T) {
 	t.Parallel()
-	rdb, keys := testRedis(t)
+	rdb, keys := storetest.NewRedis(t)
 	e := newEnv(t, envOpts{rdb: rdb, keys: keys})
 	const (
 		good, half, dead, quiet = "http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://10.0.0.3:8080", "http://10.0.0.4:8080"

@@ -2,7 +2,13 @@
 // the server secret (proxycfg.Digest), looked up in a bounded in-process
 // cache and, on a miss, in Redis (one request per digest at a time). Every
 // digest published on the key channel is dropped from the cache, which is
-// how a revoke reaches every worker within a second.
+// how a revoke (or a suspension, a cancellation, a new expiry) reaches every
+// worker within a second.
+//
+// The store answers what a key is; the pipeline decides what that means.
+// Revoked keys come back as unknown (nil); a record of any other status
+// (active, suspended, canceled, past due, or one this worker does not
+// know) is returned, and the caller refuses what it must.
 package keyauth
 
 import (
@@ -47,9 +53,10 @@ type Options struct {
 	Keys proxycfg.Keys
 	// Secret is the server secret of the key digests; required.
 	Secret []byte
-	// PositiveTTL is how long a found, active record is cached; 0 means 60s.
+	// PositiveTTL is how long a found record (of any status but revoked)
+	// is cached; 0 means 60s.
 	PositiveTTL time.Duration
-	// NegativeTTL is how long an unknown or inactive key is cached; 0 means 5s.
+	// NegativeTTL is how long an unknown or revoked key is cached; 0 means 5s.
 	NegativeTTL time.Duration
 	// MaxEntries bounds the cache; 0 means 1<<20.
 	MaxEntries int
@@ -65,9 +72,38 @@ type Digest [sha256.Size]byte
 // String is the hex form used in Redis key names and on the key channel.
 func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
+// Record is a key record as the store caches it, with what every request
+// of the key needs derived once per load, so that the hot path does not
+// build it.
+type Record struct {
+	proxycfg.KeyRecord
+	keySubject      string // proxycfg.LimitSubject of ScopeKey
+	consumerSubject string // proxycfg.LimitSubject of ScopeConsumer
+}
+
+// NewRecord derives a Record from kr (for records that do not come from
+// the store, such as those of verified JWTs).
+func NewRecord(kr proxycfg.KeyRecord) *Record {
+	return &Record{
+		KeyRecord:       kr,
+		keySubject:      proxycfg.LimitSubject(proxycfg.ScopeKey, kr.ID, kr.SubscriptionID, kr.ConsumerID, kr.PlanID),
+		consumerSubject: proxycfg.LimitSubject(proxycfg.ScopeConsumer, kr.ID, kr.SubscriptionID, kr.ConsumerID, kr.PlanID),
+	}
+}
+
+// Subject is proxycfg.LimitSubject of the record under a plan's rate-limit
+// scope, without allocating: whose requests share the plan's rate limit,
+// quota and concurrency limit.
+func (r *Record) Subject(scope string) string {
+	if scope == proxycfg.ScopeConsumer {
+		return r.consumerSubject
+	}
+	return r.keySubject
+}
+
 type entry struct {
-	rec     *proxycfg.KeyRecord // nil: negative entry
-	expires int64               // unix nanoseconds
+	rec     *Record // nil: negative entry
+	expires int64   // unix nanoseconds
 }
 
 type shard struct {
@@ -77,7 +113,7 @@ type shard struct {
 
 type call struct {
 	done chan struct{}
-	rec  *proxycfg.KeyRecord
+	rec  *Record
 	err  error
 }
 
@@ -156,9 +192,11 @@ func (s *Store) Digest(key []byte) Digest {
 	return d
 }
 
-// Lookup returns the active record of key, nil if the key is unknown or not
-// active, or an error wrapping ErrUnavailable if Redis cannot be asked.
-func (s *Store) Lookup(ctx context.Context, key []byte) (*proxycfg.KeyRecord, error) {
+// Lookup returns the record of key, nil if the key is unknown or revoked,
+// or an error wrapping ErrUnavailable if Redis cannot be asked. The record
+// may be of any other status, and expired: the caller decides (and must
+// treat an unknown status as refused). It is shared: do not modify it.
+func (s *Store) Lookup(ctx context.Context, key []byte) (*Record, error) {
 	d := s.Digest(key)
 	sh := &s.shards[d[0]%shardCount]
 	now := time.Now().UnixNano()
@@ -170,15 +208,16 @@ func (s *Store) Lookup(ctx context.Context, key []byte) (*proxycfg.KeyRecord, er
 	}
 	rec, err := s.fetch(ctx, d)
 	if err != nil && ok && e.rec != nil {
-		// Redis is unreachable: keep serving a key known to be active. A
-		// revoke announced meanwhile has dropped the entry already.
+		// Redis is unreachable: keep answering with the record last known
+		// (the caller still refuses a suspended or expired one). A change
+		// announced meanwhile has dropped the entry already.
 		return e.rec, nil
 	}
 	return rec, err
 }
 
 // fetch asks Redis for d, sharing one request among concurrent callers.
-func (s *Store) fetch(ctx context.Context, d Digest) (*proxycfg.KeyRecord, error) {
+func (s *Store) fetch(ctx context.Context, d Digest) (*Record, error) {
 	s.flightMu.Lock()
 	c := s.flight[d]
 	if c == nil {
@@ -201,13 +240,13 @@ func (s *Store) fetch(ctx context.Context, d Digest) (*proxycfg.KeyRecord, error
 	}
 }
 
-func (s *Store) load(d Digest) (*proxycfg.KeyRecord, error) {
+func (s *Store) load(d Digest) (*Record, error) {
 	seq := s.seq.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	hexDigest := d.String()
 	raw, err := s.rdb.Get(ctx, s.keys.Key(hexDigest)).Bytes()
-	var rec *proxycfg.KeyRecord
+	var rec *Record
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
@@ -216,8 +255,8 @@ func (s *Store) load(d Digest) (*proxycfg.KeyRecord, error) {
 		var r proxycfg.KeyRecord
 		if err := json.Unmarshal(raw, &r); err != nil {
 			s.logger.Error("undecodable key record", "digest", hexDigest[:12], "err", err)
-		} else if r.Status == proxycfg.KeyActive {
-			rec = &r
+		} else if r.Status != proxycfg.KeyRevoked {
+			rec = NewRecord(r)
 		}
 	}
 	ttl := s.negTTL

@@ -66,14 +66,30 @@ func TestLookup(t *testing.T) {
 	active := proxycfg.KeyRecord{ID: "k1", TenantID: "t1", PlanID: "p1", Status: proxycfg.KeyActive}
 	testredis.PutKey(t, rdb, keys, secret, "good", active)
 	testredis.PutKey(t, rdb, keys, secret, "revoked", proxycfg.KeyRecord{ID: "k2", Status: proxycfg.KeyRevoked})
+	// Records of every other status come back whole: the pipeline decides.
+	for _, r := range []proxycfg.KeyRecord{
+		{ID: "k3", Status: proxycfg.KeySuspended, SubscriptionID: "s1"},
+		{ID: "k4", Status: proxycfg.KeyCanceled, SubscriptionID: "s1"},
+		{ID: "k5", Status: proxycfg.KeyPastDue, SubscriptionID: "s1", GraceUntil: 1234, BillingURL: "https://b.test/s1"},
+		{ID: "k6", Status: "frozen"},
+		{ID: "k7", Status: proxycfg.KeyActive, ExpiresAt: 1},
+	} {
+		testredis.PutKey(t, rdb, keys, secret, r.ID, r)
+	}
 	tests := []struct {
-		name   string
-		key    string
-		wantID string
+		name       string
+		key        string
+		wantID     string
+		wantStatus string
 	}{
-		{name: "active", key: "good", wantID: "k1"},
+		{name: "active", key: "good", wantID: "k1", wantStatus: proxycfg.KeyActive},
 		{name: "revoked", key: "revoked"},
 		{name: "unknown", key: "nope"},
+		{name: "suspended", key: "k3", wantID: "k3", wantStatus: proxycfg.KeySuspended},
+		{name: "canceled", key: "k4", wantID: "k4", wantStatus: proxycfg.KeyCanceled},
+		{name: "past due", key: "k5", wantID: "k5", wantStatus: proxycfg.KeyPastDue},
+		{name: "unknown status", key: "k6", wantID: "k6", wantStatus: "frozen"},
+		{name: "expired", key: "k7", wantID: "k7", wantStatus: proxycfg.KeyActive},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,8 +101,14 @@ func TestLookup(t *testing.T) {
 				if got := idOf(rec); got != tc.wantID {
 					t.Fatalf("Lookup(%q) id = %q, want %q", tc.key, got, tc.wantID)
 				}
+				if rec != nil && rec.Status != tc.wantStatus {
+					t.Fatalf("Lookup(%q) status = %q, want %q", tc.key, rec.Status, tc.wantStatus)
+				}
 			}
 		})
+	}
+	if rec, _ := s.Lookup(ctx, []byte("k5")); rec.GraceUntil != 1234 || rec.BillingURL != "https://b.test/s1" || rec.SubscriptionID != "s1" {
+		t.Fatalf("past-due record lost fields: %+v", rec.KeyRecord)
 	}
 
 	// A changed record is served from cache until invalidated.
@@ -120,6 +142,56 @@ func TestSubscriptionInvalidates(t *testing.T) {
 	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyRevoked})
 	testredis.AnnounceKey(t, rdb, keys, secret, "k")
 	waitFor(t, func() bool { rec, _ := s.Lookup(ctx, []byte("k")); return rec == nil })
+}
+
+func TestRecordSubject(t *testing.T) {
+	// Not parallel: it counts allocations.
+	tests := []struct {
+		name                        string
+		rec                         proxycfg.KeyRecord
+		wantKey, wantConsumer, want string
+	}{
+		{name: "plain key", rec: proxycfg.KeyRecord{ID: "k", ConsumerID: "c", PlanID: "p"}, wantKey: "k", wantConsumer: "c/c/p"},
+		{name: "key of a subscription", rec: proxycfg.KeyRecord{ID: "k", ConsumerID: "c", PlanID: "p", SubscriptionID: "s"},
+			wantKey: "s/s", wantConsumer: "c/c/p"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRecord(tc.rec)
+			for _, sc := range []struct{ scope, want string }{
+				{"", tc.wantKey}, {proxycfg.ScopeKey, tc.wantKey}, {proxycfg.ScopeConsumer, tc.wantConsumer},
+			} {
+				want := proxycfg.LimitSubject(sc.scope, tc.rec.ID, tc.rec.SubscriptionID, tc.rec.ConsumerID, tc.rec.PlanID)
+				if got := r.Subject(sc.scope); got != sc.want || got != want {
+					t.Fatalf("Subject(%q) = %q, want %q (LimitSubject %q)", sc.scope, got, sc.want, want)
+				}
+			}
+			if n := testing.AllocsPerRun(100, func() { r.Subject(proxycfg.ScopeConsumer) }); n != 0 {
+				t.Fatalf("Subject allocates %v times", n)
+			}
+		})
+	}
+}
+
+// TestRedisDownServesCachedRecord: while Redis cannot be asked, an expired
+// cache entry still answers, whatever its status, so that the pipeline
+// keeps refusing a suspended key rather than answering 503.
+func TestRedisDownServesCachedRecord(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	s, err := New(Options{Redis: rdb, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []string{proxycfg.KeyActive, proxycfg.KeySuspended} {
+		key := []byte("k-" + status)
+		s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: status, Status: status}), expires: 1}, s.seq.Load())
+		rec, err := s.Lookup(context.Background(), key)
+		if err != nil || rec == nil || rec.Status != status {
+			t.Fatalf("%s: Lookup = %+v, %v; want the cached record", status, rec, err)
+		}
+	}
 }
 
 func TestRedisDownIsUnavailable(t *testing.T) {
@@ -157,7 +229,7 @@ func TestCacheBounded(t *testing.T) {
 	}
 }
 
-func idOf(r *proxycfg.KeyRecord) string {
+func idOf(r *Record) string {
 	if r == nil {
 		return ""
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/proxy/jwtauth"
+	"github.com/tollgate/tollgate/proxy/keyauth"
 	"github.com/tollgate/tollgate/proxy/problem"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/router"
@@ -29,7 +30,7 @@ var (
 type jwtAuth struct {
 	policy   *jwtauth.Policy
 	cfg      proxycfg.JWT
-	subjects map[string]*proxycfg.KeyRecord // by claim value
+	subjects map[string]*keyauth.Record // by claim value
 }
 
 func newJWTAuth(v *jwtauth.Verifier, tenantID string, cfg *proxycfg.JWT) (*jwtAuth, error) {
@@ -37,11 +38,11 @@ func newJWTAuth(v *jwtauth.Verifier, tenantID string, cfg *proxycfg.JWT) (*jwtAu
 	if err != nil {
 		return nil, err
 	}
-	j := &jwtAuth{policy: pol, cfg: *cfg, subjects: make(map[string]*proxycfg.KeyRecord, len(cfg.Subjects))}
+	j := &jwtAuth{policy: pol, cfg: *cfg, subjects: make(map[string]*keyauth.Record, len(cfg.Subjects))}
 	for _, s := range cfg.Subjects {
-		j.subjects[s.Value] = &proxycfg.KeyRecord{
+		j.subjects[s.Value] = keyauth.NewRecord(proxycfg.KeyRecord{
 			ID: "jwt:" + s.Value, TenantID: tenantID, ConsumerID: s.ConsumerID, PlanID: s.PlanID, Status: proxycfg.KeyActive,
-		}
+		})
 	}
 	return j, nil
 }
@@ -50,7 +51,7 @@ func newJWTAuth(v *jwtauth.Verifier, tenantID string, cfg *proxycfg.JWT) (*jwtAu
 // record: a listed subject gets its consumer and plan; any other gets the
 // API's default plan, with the claim value as the consumer (and as the
 // rate-limit subject, "jwt:<value>").
-func (p *Pipeline) jwtCredential(ctx context.Context, api *API, req *Request) (*proxycfg.KeyRecord, *problem.Problem) {
+func (p *Pipeline) jwtCredential(ctx context.Context, api *API, req *Request) (*keyauth.Record, *problem.Problem) {
 	j := api.jwt
 	if j == nil {
 		return nil, problemBadToken
@@ -89,9 +90,9 @@ func (p *Pipeline) jwtCredential(ctx context.Context, api *API, req *Request) (*
 	if j.cfg.PlanID == "" {
 		return nil, problemNoPlan
 	}
-	return &proxycfg.KeyRecord{
+	return keyauth.NewRecord(proxycfg.KeyRecord{
 		ID: "jwt:" + id.Subject, TenantID: api.TenantID, ConsumerID: id.Subject, PlanID: j.cfg.PlanID, Status: proxycfg.KeyActive,
-	}, nil
+	}), nil
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.

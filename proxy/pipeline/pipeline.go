@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"time"
 
 	"github.com/tollgate/tollgate/proxy/keyauth"
 	"github.com/tollgate/tollgate/proxy/problem"
@@ -10,9 +11,10 @@ import (
 )
 
 // KeyStore resolves API keys; *keyauth.Store implements it. Lookup returns
-// nil for unknown or inactive keys and an error when it cannot tell.
+// nil for unknown or revoked keys, the record of any other (which the
+// pipeline checks for expiry and status), and an error when it cannot tell.
 type KeyStore interface {
-	Lookup(ctx context.Context, key []byte) (*proxycfg.KeyRecord, error)
+	Lookup(ctx context.Context, key []byte) (*keyauth.Record, error)
 }
 
 // Pipeline decides what happens to a request. Its fields are set once; it is
@@ -26,6 +28,8 @@ type Pipeline struct {
 	Quotas QuotaTaker
 	// Concurrency enforces plan concurrency limits; nil skips them.
 	Concurrency ConcurrencyLimiter
+
+	payments paymentProblems
 }
 
 // Request is what the pipeline reads of an HTTP request. The slices are only
@@ -61,7 +65,9 @@ type Decision struct {
 	// Report the exchange's outcome with Done (or Repick to retry).
 	Upstream *Upstream
 	Member   int
-	// Key is the caller's key record (nil for auth "none").
+	// Key is the caller's key record (nil for auth "none", and for a key
+	// refused as unknown or expired). A key refused for its status
+	// (suspended, canceled, payment required) or its plan is set.
 	Key *proxycfg.KeyRecord
 	// Plan is the key's plan (nil for auth "none").
 	Plan *Plan
@@ -100,7 +106,7 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 	switch api.Config.Auth {
 	case proxycfg.AuthNone:
 		if api.Config.RateLimit.Requests > 0 {
-			if pr := p.throttle(ctx, api, nil, nil, d); pr != nil {
+			if pr := p.throttle(ctx, api, nil, nil, d, time.Now()); pr != nil {
 				d.Problem = pr
 				return
 			}
@@ -123,22 +129,25 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 }
 
 func (p *Pipeline) authorize(ctx context.Context, api *API, req *Request, d *Decision) *problem.Problem {
-	rec, pr := p.credential(ctx, api, req, d)
+	now := time.Now()
+	rec, pr := p.credential(ctx, api, req, d, now)
 	if pr != nil {
 		return pr
 	}
-	d.Key = rec
+	d.Key = &rec.KeyRecord
 	plan := api.plans[rec.PlanID]
 	if plan == nil || !plan.Allows(api.Config.ID) {
 		return problem.Forbidden
 	}
 	d.Plan = plan
-	return p.throttle(ctx, api, plan, rec, d)
+	return p.throttle(ctx, api, plan, rec, d, now)
 }
 
 // credential finds the caller's key record: by API key for auth "key", by
-// verified JWT for auth "jwt".
-func (p *Pipeline) credential(ctx context.Context, api *API, req *Request, d *Decision) (*proxycfg.KeyRecord, *problem.Problem) {
+// verified JWT for auth "jwt". A key is then checked for expiry and status
+// at now; a key refused for its status is still set as d.Key, so that the
+// refusal is counted in its usage.
+func (p *Pipeline) credential(ctx context.Context, api *API, req *Request, d *Decision, now time.Time) (*keyauth.Record, *problem.Problem) {
 	if api.Config.Auth == proxycfg.AuthJWT {
 		return p.jwtCredential(ctx, api, req)
 	}
@@ -153,6 +162,15 @@ func (p *Pipeline) credential(ctx context.Context, api *API, req *Request, d *De
 	}
 	if rec == nil || rec.TenantID != api.TenantID {
 		return nil, problem.Unauthorized
+	}
+	if pr, payment := keyProblem(&rec.KeyRecord, now.Unix()); pr != nil {
+		if pr != problem.Unauthorized {
+			d.Key = &rec.KeyRecord
+		}
+		if payment {
+			pr = p.payments.get(rec.BillingURL)
+		}
+		return nil, pr
 	}
 	return rec, nil
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tollgate/tollgate/proxy/keyauth"
 	"github.com/tollgate/tollgate/proxy/problem"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/ratelimit"
@@ -67,12 +68,13 @@ func renderPolicy(rl proxycfg.RateLimit, q proxycfg.Quota) []byte {
 // throttle applies the plan's rate limit, the API's ceiling, the plan's
 // concurrency limit and quota, in that order, so that a request refused by
 // one does not use up the later ones (a refused request never takes quota).
-// plan is nil for auth "none" (only the ceiling applies).
-func (p *Pipeline) throttle(ctx context.Context, api *API, plan *Plan, rec *proxycfg.KeyRecord, d *Decision) *problem.Problem {
-	now := time.Now()
+// plan is nil for auth "none" (only the ceiling applies). The plan's limits
+// count per rec.Subject (proxycfg.LimitSubject): the key, its subscription
+// or its consumer.
+func (p *Pipeline) throttle(ctx context.Context, api *API, plan *Plan, rec *keyauth.Record, d *Decision, now time.Time) *problem.Problem {
 	subject := ""
 	if plan != nil && rec != nil {
-		subject = proxycfg.LimitSubject(plan.RateLimit.Scope, rec.ID, rec.ConsumerID, plan.ID)
+		subject = rec.Subject(plan.RateLimit.Scope)
 		if plan.RateLimit.Requests > 0 {
 			rd, err := p.Limiter.Allow(ctx, subject, plan.RateLimit, now)
 			if err != nil {

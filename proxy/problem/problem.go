@@ -2,7 +2,8 @@
 // details (application/problem+json) with stable type URIs.
 //
 // The fixed problems are rendered once at start so that the hot path only
-// copies bytes; New renders a problem with a custom detail.
+// copies bytes; New renders a problem with a custom detail, WithBillingURL
+// one that links to where a payment is fixed.
 package problem
 
 import (
@@ -27,6 +28,9 @@ type Problem struct {
 	Title string
 	// Detail explains this occurrence; it is safe to show to clients.
 	Detail string
+	// BillingURL is the billing_url extension member of a payment
+	// problem: where the client fixes the payment; "" for none.
+	BillingURL string
 	// Body is the rendered problem+json document.
 	Body []byte
 }
@@ -37,6 +41,14 @@ var (
 	Unauthorized = New("unauthorized", 401, "Unauthorized", "A valid API key is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
 	// Forbidden: a valid key whose plan does not include the API.
 	Forbidden = New("forbidden", 403, "Forbidden", "The API key's plan does not include this API.")
+	// ConsumerSuspended: the key's consumer (developer) or subscription is
+	// suspended by the tenant.
+	ConsumerSuspended = New("consumer-suspended", 403, "Forbidden", "The API consumer behind this key is suspended by the API provider.")
+	// SubscriptionCanceled: the key's subscription is canceled.
+	SubscriptionCanceled = New("subscription-canceled", 403, "Forbidden", "The subscription behind this API key is canceled.")
+	// PaymentRequired: the key's subscription is past due and its grace
+	// period is over. WithBillingURL adds where to pay.
+	PaymentRequired = New("payment-required", 402, "Payment Required", "The subscription behind this API key has an unpaid invoice and its grace period has ended; update the payment to use the key again.")
 	// NotFound: no tenant for the host or no API for the path.
 	NotFound = New("not-found", 404, "Not Found", "No API is served at this host and path.")
 	// NoRoute: the API declares routes and none matches the path.
@@ -70,21 +82,40 @@ type document struct {
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
 	Code   string `json:"code"`
+	// BillingURL is an extension member (RFC 9457 section 3.2).
+	BillingURL string `json:"billing_url,omitempty"`
 }
 
 // New renders a problem. Use it at start or on cold paths; the hot path uses
 // the package's pre-rendered problems.
 func New(code string, status int, title, detail string) *Problem {
-	b, err := json.Marshal(document{Type: TypeBase + code, Title: title, Status: status, Detail: detail, Code: code})
+	return render(Problem{Code: code, Status: status, Title: title, Detail: detail})
+}
+
+func render(p Problem) *Problem {
+	b, err := json.Marshal(document{Type: TypeBase + p.Code, Title: p.Title, Status: p.Status,
+		Detail: p.Detail, Code: p.Code, BillingURL: p.BillingURL})
 	if err != nil {
 		// Marshalling strings and ints cannot fail.
-		panic(fmt.Sprintf("problem: render %q: %v", code, err))
+		panic(fmt.Sprintf("problem: render %q: %v", p.Code, err))
 	}
-	return &Problem{Code: code, Status: status, Title: title, Detail: detail, Body: b}
+	p.Body = b
+	return &p
 }
 
 // WithDetail returns a copy of p with another detail, for a cold path that
 // knows more than the fixed text (for example why a dial was refused).
 func (p *Problem) WithDetail(detail string) *Problem {
-	return New(p.Code, p.Status, p.Title, detail)
+	c := *p
+	c.Detail = detail
+	return render(c)
+}
+
+// WithBillingURL returns a copy of p whose body also carries billing_url,
+// where the client fixes the payment. It renders (allocates) on every call:
+// callers on a busy path keep the result.
+func (p *Problem) WithBillingURL(url string) *Problem {
+	c := *p
+	c.BillingURL = url
+	return render(c)
 }

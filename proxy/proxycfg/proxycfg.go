@@ -25,6 +25,19 @@
 //   - 1 (additive, live health): Keys.TargetHealth, TargetHealthReport and
 //     TargetHealthField (health.go), the workers' per-target health views
 //     read by the control plane.
+//   - 1 (additive, developer portals and billing): KeyRecord.SubscriptionID,
+//     ExpiresAt (rotation overlap), GraceUntil and BillingURL; key statuses
+//     KeySuspended, KeyCanceled and KeyPastDue, which workers refuse with
+//     403 consumer-suspended, 403 subscription-canceled and (after
+//     GraceUntil) 402 payment-required, and any other status but
+//     KeyActive with 401. LimitSubject takes the subscription id: the
+//     keys of one subscription share its rate limit, quota and
+//     concurrency. Zero values keep the old behaviour. Key records are
+//     not in the snapshot, so the version does not guard them: a worker
+//     older than this change refuses the new statuses with 401 (it
+//     serves active records only), but ignores ExpiresAt (it serves an
+//     expired key) and counts limits per key. Write these fields only
+//     once every worker understands them.
 package proxycfg
 
 import (
@@ -160,8 +173,9 @@ type Plan struct {
 	Quota     Quota     `json:"quota"`
 	// APIIDs are the APIs a key of this plan may call.
 	APIIDs []string `json:"api_ids"`
-	// Concurrency is the most requests of one key (or consumer, by
-	// RateLimit.Scope) in flight at once across all workers; 0 means no limit.
+	// Concurrency is the most requests of one limit subject (the key or
+	// its subscription, or the consumer, by RateLimit.Scope; see
+	// LimitSubject) in flight at once across all workers; 0 means no limit.
 	Concurrency int64 `json:"concurrency,omitempty"`
 }
 
@@ -175,8 +189,9 @@ type RateLimit struct {
 	// allowance instead of letting it go in one spike. 0 means no cap.
 	Burst int64 `json:"burst,omitempty"`
 	// Scope is whose requests share the limit (and the plan's quota and
-	// concurrency): ScopeKey ("" too) or ScopeConsumer (all keys of the
-	// consumer under this plan).
+	// concurrency): ScopeKey ("" too; all keys of the key's subscription
+	// when it has one) or ScopeConsumer (all keys of the consumer under
+	// this plan). See LimitSubject.
 	Scope string `json:"scope,omitempty"`
 }
 
@@ -208,20 +223,52 @@ type Quota struct {
 	Period   string `json:"period,omitempty"`
 }
 
-// Key statuses.
+// Key statuses. A worker serves KeyActive, and KeyPastDue until the
+// record's GraceUntil; it refuses every other status, an unknown (future)
+// one with 401 like an unknown key, so that it fails closed.
 const (
-	KeyActive  = "active"
+	// KeyActive keys are served.
+	KeyActive = "active"
+	// KeyRevoked keys are refused with 401, as if unknown.
 	KeyRevoked = "revoked"
+	// KeySuspended keys are refused with 403 consumer-suspended: the
+	// tenant suspended the consumer (developer) or the subscription.
+	KeySuspended = "suspended"
+	// KeyCanceled keys are refused with 403 subscription-canceled: the
+	// key's subscription is canceled.
+	KeyCanceled = "canceled"
+	// KeyPastDue keys belong to a subscription with an unpaid invoice:
+	// served while now < GraceUntil, then refused with 402
+	// payment-required, whose body carries BillingURL.
+	KeyPastDue = "past_due"
 )
 
 // KeyRecord is what a worker learns about an API key from Redis, looked up by
-// the key's digest. Keys are never in the snapshot.
+// the key's digest. Keys are never in the snapshot. A change of the record
+// is announced on Keys.KeyChannel; expiry (ExpiresAt, GraceUntil) needs no
+// announcement, as workers compare it with their clock on every request.
 type KeyRecord struct {
 	ID         string `json:"id"`
 	TenantID   string `json:"tenant_id"`
 	ConsumerID string `json:"consumer_id"`
 	PlanID     string `json:"plan_id"`
 	Status     string `json:"status"`
+	// SubscriptionID is the developer-portal subscription the key belongs
+	// to; "" for a key issued outside one. The keys of one subscription
+	// share its limits (LimitSubject), so that more keys or a rotation
+	// never give more quota.
+	SubscriptionID string `json:"subscription_id,omitempty"`
+	// ExpiresAt, when not 0, is the Unix second from which the key is
+	// refused with 401 as if unknown (the old key of a rotation keeps
+	// working until then).
+	ExpiresAt int64 `json:"expires_at,omitempty"`
+	// GraceUntil is, for status KeyPastDue, the Unix second until which
+	// the key is still served; 0 means not at all.
+	GraceUntil int64 `json:"grace_until,omitempty"`
+	// BillingURL is a stable Tollgate URL where the subscription's
+	// payment is fixed; the 402 of a KeyPastDue key carries it as
+	// billing_url. Workers never call the payment provider.
+	BillingURL string `json:"billing_url,omitempty"`
 }
 
 // Digest is the HMAC-SHA256 of an API key under the server secret, hex encoded.
@@ -253,11 +300,13 @@ func (k Keys) ConfigChannel() string { return k.Prefix + "tollgate:config:events
 func (k Keys) Key(digest string) string { return k.Prefix + "tollgate:key:" + digest }
 
 // KeyChannel carries the digest of every key whose record changed (revoked,
-// deleted or re-planned); workers drop it from their caches.
+// deleted, re-planned, suspended, past due, canceled, given an expiry);
+// workers drop it from their caches.
 func (k Keys) KeyChannel() string { return k.Prefix + "tollgate:key:events" }
 
-// RateLimit is the Redis key holding the rate-limit state of one key (or
-// consumer) under one plan. The hash tag keeps it on one Cluster slot.
+// RateLimit is the Redis key holding the rate-limit state of one limit
+// subject (LimitSubject: a key, a subscription, or a consumer under one
+// plan). The hash tag keeps it on one Cluster slot.
 func (k Keys) RateLimit(subject string) string {
 	return k.Prefix + "{tollgate:rl:" + subject + "}"
 }

@@ -92,12 +92,18 @@ func QuotaPeriod(period string, t time.Time) (id string, start, end time.Time) {
 }
 
 // LimitSubject names whose requests share a plan's rate limit, quota and
-// concurrency limit: the key's id for ScopeKey (or ""), and the consumer
-// with the plan for ScopeConsumer. Workers and the control plane (which
-// reads quota counters) both use it.
-func LimitSubject(scope, keyID, consumerID, planID string) string {
+// concurrency limit. For ScopeKey (or "") it is the subscription,
+// "s/<subscriptionID>", when the key belongs to one (all its keys count
+// together, so more keys or a rotation never give more quota), else the
+// key's id; for ScopeConsumer it is the consumer with the plan, already
+// wider than a subscription. Workers and the control plane (which reads
+// quota counters) both use it.
+func LimitSubject(scope, keyID, subscriptionID, consumerID, planID string) string {
 	if scope == ScopeConsumer {
 		return "c/" + consumerID + "/" + planID
+	}
+	if subscriptionID != "" {
+		return "s/" + subscriptionID
 	}
 	return keyID
 }

@@ -59,11 +59,20 @@ func TestLatencyBucket(t *testing.T) {
 
 func TestLimitSubjectAndValidate(t *testing.T) {
 	t.Parallel()
-	if got := LimitSubject("", "k", "c", "p"); got != "k" {
-		t.Fatalf("key scope: %q", got)
+	subjects := []struct {
+		name, scope, subscription, want string
+	}{
+		{name: "key", scope: "", want: "k"},
+		{name: "key, explicit scope", scope: ScopeKey, want: "k"},
+		{name: "key of a subscription", scope: ScopeKey, subscription: "s1", want: "s/s1"},
+		{name: "key of a subscription, default scope", subscription: "s1", want: "s/s1"},
+		{name: "consumer", scope: ScopeConsumer, want: "c/c/p"},
+		{name: "consumer, key of a subscription", scope: ScopeConsumer, subscription: "s1", want: "c/c/p"},
 	}
-	if got := LimitSubject(ScopeConsumer, "k", "c", "p"); got != "c/c/p" {
-		t.Fatalf("consumer scope: %q", got)
+	for _, tc := range subjects {
+		if got := LimitSubject(tc.scope, "k", tc.subscription, "c", "p"); got != tc.want {
+			t.Errorf("%s: LimitSubject = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 	tests := []struct {
 		name string

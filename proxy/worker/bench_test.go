@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -38,6 +39,10 @@ func BenchmarkProxyHandler(b *testing.B) {
 		Plans: []proxycfg.Plan{{ID: "p", RateLimit: proxycfg.RateLimit{Requests: 1 << 40, PerSeconds: 1}, APIIDs: []string{"a"}}},
 	}}})
 	testredis.PutKey(b, rdb, keys, secret, "bench-key", proxycfg.KeyRecord{ID: "k", TenantID: "t", PlanID: "p", Status: proxycfg.KeyActive})
+	// A developer-portal key: limits count per subscription, and the key
+	// expires (a rotation's old key).
+	testredis.PutKey(b, rdb, keys, secret, "bench-sub-key", proxycfg.KeyRecord{ID: "k2", TenantID: "t", PlanID: "p",
+		Status: proxycfg.KeyActive, SubscriptionID: "s", ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
 	e := &env{rdb: rdb, keys: keys}
 	r := e.start(b, true)
 	r.waitReady(b, 1)
@@ -52,6 +57,7 @@ func BenchmarkProxyHandler(b *testing.B) {
 		body []byte
 	}{
 		{name: "key+ratelimit", path: "/v1/items/42?x=1", key: "bench-key"},
+		{name: "subscription-key+ratelimit", path: "/v1/items/42?x=1", key: "bench-sub-key"},
 		{name: "auth-none", path: "/open/items/42?x=1"},
 		{name: "auth-none-post-1KiB", path: "/open/items/42?x=1", body: bytes.Repeat([]byte("x"), 1<<10)},
 	}

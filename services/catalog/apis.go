@@ -45,6 +45,8 @@ type APIInput struct {
 	// the plans of its callers allow (it protects the backend); requests 0
 	// (or omitted) means none. Scope does not apply.
 	RateLimit RateLimit `json:"rate_limit"`
+	// Published lists the API in the tenant's developer portal catalogue.
+	Published bool `json:"published"`
 	// APIDataplane (inline): jwt, max_body_bytes, host,
 	// connect_timeout_ms, read_timeout_ms.
 	APIDataplane
@@ -61,6 +63,7 @@ type API struct {
 	StripBasePath bool      `json:"strip_base_path"`
 	TimeoutMS     int       `json:"timeout_ms"`
 	RateLimit     RateLimit `json:"rate_limit"`
+	Published     bool      `json:"published"`
 	APIDataplane
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -70,7 +73,7 @@ type API struct {
 func (a API) Input() APIInput {
 	strip := a.StripBasePath
 	return APIInput{Name: a.Name, Slug: a.Slug, BasePath: a.BasePath, UpstreamID: a.UpstreamID,
-		Auth: a.Auth, StripBasePath: &strip, TimeoutMS: a.TimeoutMS, RateLimit: a.RateLimit, APIDataplane: a.APIDataplane}
+		Auth: a.Auth, StripBasePath: &strip, TimeoutMS: a.TimeoutMS, RateLimit: a.RateLimit, Published: a.Published, APIDataplane: a.APIDataplane}
 }
 
 // checkBasePath returns a user-facing reason to refuse p, or "".
@@ -167,13 +170,13 @@ func apiConflict(err error, in APIInput) error {
 }
 
 const apiCols = `id, name, slug, base_path, upstream_id, auth, strip_base_path, timeout_ms, created_at, updated_at,
-	rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane`
+	rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane, published`
 
 func scanAPI(row pgx.Row) (API, error) {
 	var a API
 	var dp []byte
 	err := row.Scan(&a.ID, &a.Name, &a.Slug, &a.BasePath, &a.UpstreamID, &a.Auth, &a.StripBasePath,
-		&a.TimeoutMS, &a.CreatedAt, &a.UpdatedAt, &a.RateLimit.Requests, &a.RateLimit.PerSeconds, &a.RateLimit.Burst, &dp)
+		&a.TimeoutMS, &a.CreatedAt, &a.UpdatedAt, &a.RateLimit.Requests, &a.RateLimit.PerSeconds, &a.RateLimit.Burst, &dp, &a.Published)
 	if err == nil {
 		err = decodeDataplane(dp, &a.APIDataplane)
 	}
@@ -220,10 +223,10 @@ func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (
 			return err
 		}
 		a, err = scanAPI(tx.QueryRow(ctx, `INSERT INTO apis (tenant_id, name, slug, base_path, upstream_id, auth,
-			strip_base_path, timeout_ms, rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING `+apiCols,
+			strip_base_path, timeout_ms, rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane, published)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+apiCols,
 			who.TenantID, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS,
-			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane))
+			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane, in.Published))
 		if err != nil {
 			return fmt.Errorf("insert api: %w", apiConflict(err, in))
 		}
@@ -256,10 +259,10 @@ func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, cha
 		}
 		a, err = scanAPI(tx.QueryRow(ctx, `UPDATE apis SET name = $3, slug = $4, base_path = $5, upstream_id = $6,
 			auth = $7, strip_base_path = $8, timeout_ms = $9, rate_limit_requests = $10, rate_limit_per_seconds = $11,
-			rate_limit_burst = $12, dataplane = $13, updated_at = now()
+			rate_limit_burst = $12, dataplane = $13, published = $14, updated_at = now()
 			WHERE tenant_id = $1 AND id = $2 RETURNING `+apiCols,
 			who.TenantID, id, in.Name, in.Slug, in.BasePath, in.UpstreamID, in.Auth, *in.StripBasePath, in.TimeoutMS,
-			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane))
+			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane, in.Published))
 		if err != nil {
 			return fmt.Errorf("update api: %w", apiConflict(err, in))
 		}
@@ -294,4 +297,35 @@ func (s *Service) DeleteAPI(ctx context.Context, who audit.Actor, id string) err
 		return fmt.Errorf("delete api: %w", err)
 	}
 	return nil
+}
+
+// MaxPublishedListed bounds the catalogue of a developer portal.
+const MaxPublishedListed = 1000
+
+// ListPublishedAPIs returns the tenant's APIs published in its developer
+// portal, by name (at most MaxPublishedListed).
+func (s *Service) ListPublishedAPIs(ctx context.Context, tenantID string) ([]API, error) {
+	rows, err := s.DB.Query(ctx, `SELECT `+apiCols+` FROM apis WHERE tenant_id = $1 AND published
+		ORDER BY lower(name), id LIMIT $2`, tenantID, MaxPublishedListed)
+	if err != nil {
+		return nil, fmt.Errorf("list published apis: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (API, error) { return scanAPI(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list published apis: %w", err)
+	}
+	return list, nil
+}
+
+// GetPublishedAPI returns one published API of the tenant; an unpublished
+// one is not found.
+func (s *Service) GetPublishedAPI(ctx context.Context, tenantID, id string) (API, error) {
+	a, err := getAPI(ctx, s.DB, tenantID, id, false)
+	if err == nil && !a.Published {
+		err = fault.ErrNotFound
+	}
+	if err != nil {
+		return API{}, fmt.Errorf("get published api: %w", err)
+	}
+	return a, nil
 }

@@ -16,28 +16,49 @@ import (
 
 const maxEmailLen = 254
 
+// Consumer states: a suspended consumer's keys are refused by every worker
+// (403 consumer-suspended) until the tenant lifts the suspension.
+const (
+	ConsumerActive    = "active"
+	ConsumerSuspended = "suspended"
+)
+
 // ConsumerInput is what a caller may set on a consumer.
 type ConsumerInput struct {
 	Name  string `json:"name"`
 	Email string `json:"email"`
+	// Status is "active" (default) or "suspended".
+	Status string `json:"status,omitempty"`
 }
 
 // Consumer is a developer or application that holds API keys.
 type Consumer struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Email  string `json:"email"`
+	Status string `json:"status"`
+	// DeveloperID is the developer-portal account of the consumer, if any.
+	DeveloperID *string   `json:"developer_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Input returns the settable fields of c.
-func (c Consumer) Input() ConsumerInput { return ConsumerInput{Name: c.Name, Email: c.Email} }
+func (c Consumer) Input() ConsumerInput {
+	return ConsumerInput{Name: c.Name, Email: c.Email, Status: c.Status}
+}
 
 func normalizeConsumer(in ConsumerInput) (ConsumerInput, error) {
 	v := &fault.ValidationError{}
 	in.Name = strings.TrimSpace(in.Name)
 	in.Email = strings.TrimSpace(in.Email)
+	switch in.Status {
+	case "":
+		in.Status = ConsumerActive
+	case ConsumerActive, ConsumerSuspended:
+	default:
+		v.Add("status", "must be %q or %q", ConsumerActive, ConsumerSuspended)
+	}
 	checkName(v, "name", in.Name)
 	if in.Email == "" {
 		v.Add("email", "is required")
@@ -50,11 +71,12 @@ func normalizeConsumer(in ConsumerInput) (ConsumerInput, error) {
 	return in, nil
 }
 
-const consumerCols = `id, name, email, created_at, updated_at`
+const consumerCols = `id, name, email, status, created_at, updated_at,
+	(SELECT d.id FROM developers d WHERE d.consumer_id = consumers.id) AS developer_id`
 
 func scanConsumer(row pgx.Row) (Consumer, error) {
 	var c Consumer
-	err := row.Scan(&c.ID, &c.Name, &c.Email, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(&c.ID, &c.Name, &c.Email, &c.Status, &c.CreatedAt, &c.UpdatedAt, &c.DeveloperID)
 	return c, err
 }
 
@@ -94,15 +116,34 @@ func (s *Service) CreateConsumer(ctx context.Context, who audit.Actor, in Consum
 	}
 	var c Consumer
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		c, err = scanConsumer(tx.QueryRow(ctx, `INSERT INTO consumers (tenant_id, name, email) VALUES ($1, $2, $3)
-			RETURNING `+consumerCols, who.TenantID, in.Name, in.Email))
-		if err != nil {
-			return fmt.Errorf("insert consumer: %w", err)
-		}
-		return audit.Record(ctx, tx, who, "consumer.create", "consumer", c.ID, c.Input())
+		c, err = insertConsumer(ctx, tx, who, in)
+		return err
 	})
 	if err != nil {
 		return Consumer{}, fmt.Errorf("create consumer: %w", err)
+	}
+	return c, nil
+}
+
+// CreateConsumerTx validates in and stores a new consumer in the caller's
+// transaction (a developer signing up becomes a consumer together with its
+// account).
+func CreateConsumerTx(ctx context.Context, tx pgx.Tx, who audit.Actor, in ConsumerInput) (Consumer, error) {
+	in, err := normalizeConsumer(in)
+	if err != nil {
+		return Consumer{}, err
+	}
+	return insertConsumer(ctx, tx, who, in)
+}
+
+func insertConsumer(ctx context.Context, tx pgx.Tx, who audit.Actor, in ConsumerInput) (Consumer, error) {
+	c, err := scanConsumer(tx.QueryRow(ctx, `INSERT INTO consumers (tenant_id, name, email, status)
+		VALUES ($1, $2, $3, $4) RETURNING `+consumerCols, who.TenantID, in.Name, in.Email, in.Status))
+	if err != nil {
+		return Consumer{}, fmt.Errorf("insert consumer: %w", err)
+	}
+	if err := audit.Record(ctx, tx, who, "consumer.create", "consumer", c.ID, c.Input()); err != nil {
+		return Consumer{}, err
 	}
 	return c, nil
 }
@@ -122,10 +163,23 @@ func (s *Service) UpdateConsumer(ctx context.Context, who audit.Actor, id string
 		if in, err = normalizeConsumer(in); err != nil {
 			return err
 		}
-		c, err = scanConsumer(tx.QueryRow(ctx, `UPDATE consumers SET name = $3, email = $4, updated_at = now()
-			WHERE tenant_id = $1 AND id = $2 RETURNING `+consumerCols, who.TenantID, id, in.Name, in.Email))
+		c, err = scanConsumer(tx.QueryRow(ctx, `UPDATE consumers SET name = $3, email = $4, status = $5, updated_at = now()
+			WHERE tenant_id = $1 AND id = $2 RETURNING `+consumerCols, who.TenantID, id, in.Name, in.Email, in.Status))
 		if err != nil {
 			return fmt.Errorf("update consumer: %w", err)
+		}
+		if c.Status != cur.Status {
+			// Workers learn the new state of every key of the consumer.
+			if _, err := requeueKeys(ctx, tx, who.TenantID, `k.consumer_id = $2`, id); err != nil {
+				return err
+			}
+			action := "consumer.suspend"
+			if c.Status == ConsumerActive {
+				action = "consumer.reinstate"
+			}
+			if err := audit.Record(ctx, tx, who, action, "consumer", id, map[string]any{"status": c.Status}); err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, tx, who, "consumer.update", "consumer", id,
 			map[string]any{"before": cur.Input(), "after": c.Input()})

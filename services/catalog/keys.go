@@ -11,7 +11,6 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
-	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/token"
 )
@@ -35,6 +34,20 @@ type Key struct {
 	Status     string     `json:"status"`
 	CreatedAt  time.Time  `json:"created_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	// SubscriptionID and AppID are set on keys issued in the developer
+	// portal (nil for keys the tenant issued directly).
+	SubscriptionID *string `json:"subscription_id"`
+	AppID          *string `json:"app_id"`
+	// ExpiresAt is when a rotated key stops working (nil: never).
+	ExpiresAt *time.Time `json:"expires_at"`
+	// ReplacedBy is the key that replaced this one in a rotation.
+	ReplacedBy *string `json:"replaced_by"`
+}
+
+// Usable reports whether the key still works at now (not revoked, not past
+// its rotation overlap). Its subscription and consumer may still refuse it.
+func (k Key) Usable(now time.Time) bool {
+	return k.Status == proxycfg.KeyActive && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
 }
 
 // keyRow is a Key with the tenant and digest, for the outbox.
@@ -44,15 +57,13 @@ type keyRow struct {
 	Digest   string
 }
 
-func (k keyRow) record() proxycfg.KeyRecord {
-	return proxycfg.KeyRecord{ID: k.ID, TenantID: k.TenantID, ConsumerID: k.ConsumerID, PlanID: k.PlanID, Status: k.Status}
-}
-
-const keyCols = `id, tenant_id, consumer_id, plan_id, digest, prefix, status, created_at, revoked_at`
+const keyCols = `id, tenant_id, consumer_id, plan_id, digest, prefix, status, created_at, revoked_at,
+	subscription_id, app_id, expires_at, replaced_by`
 
 func scanKeyRow(row pgx.Row) (keyRow, error) {
 	var k keyRow
-	err := row.Scan(&k.ID, &k.TenantID, &k.ConsumerID, &k.PlanID, &k.Digest, &k.Prefix, &k.Status, &k.CreatedAt, &k.RevokedAt)
+	err := row.Scan(&k.ID, &k.TenantID, &k.ConsumerID, &k.PlanID, &k.Digest, &k.Prefix, &k.Status, &k.CreatedAt, &k.RevokedAt,
+		&k.SubscriptionID, &k.AppID, &k.ExpiresAt, &k.ReplacedBy)
 	return k, err
 }
 
@@ -145,7 +156,7 @@ func (s *Service) CreateKey(ctx context.Context, who audit.Actor, in KeyInput) (
 			"consumer_id": k.ConsumerID, "plan_id": k.PlanID, "prefix": k.Prefix}); err != nil {
 			return err
 		}
-		return publish.EnqueueKey(ctx, tx, k.Digest, k.record())
+		return enqueueKey(ctx, tx, k)
 	})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("create key: %w", err)
@@ -186,5 +197,5 @@ func (s *Service) revoke(ctx context.Context, tx pgx.Tx, who audit.Actor, k keyR
 		"consumer_id": k.ConsumerID, "plan_id": k.PlanID, "prefix": k.Prefix}); err != nil {
 		return err
 	}
-	return publish.EnqueueKey(ctx, tx, k.Digest, k.record())
+	return enqueueKey(ctx, tx, k)
 }

@@ -195,3 +195,21 @@ func (s *Service) GetOpenAPIImport(ctx context.Context, tenantID, apiID string) 
 	}
 	return imp, true, nil
 }
+
+// GetOpenAPIDocument returns the stored OpenAPI document of an API of the
+// tenant (as imported, JSON) with its version and import time; ok is false
+// when the API has none.
+func (s *Service) GetOpenAPIDocument(ctx context.Context, tenantID, apiID string) (doc []byte, version string, at time.Time, ok bool, err error) {
+	if !store.ValidID(apiID) {
+		return nil, "", time.Time{}, false, fmt.Errorf("get openapi document: %w", fault.ErrNotFound)
+	}
+	err = s.DB.QueryRow(ctx, `SELECT document::text, version, imported_at FROM api_documents WHERE tenant_id = $1 AND api_id = $2`,
+		tenantID, apiID).Scan(&doc, &version, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return nil, "", time.Time{}, false, fmt.Errorf("get openapi document: %w", err)
+	}
+	return doc, version, at, true, nil
+}

@@ -93,6 +93,10 @@ type PlanInput struct {
 	// Concurrency is the most requests in flight at once per key (or
 	// consumer, by rate_limit.scope) across all workers; 0 means no limit.
 	Concurrency int64 `json:"concurrency"`
+	// Public offers the plan in the tenant's developer portal.
+	Public bool `json:"public"`
+	// ApprovalRequired makes a developer's subscription wait for the tenant.
+	ApprovalRequired bool `json:"approval_required"`
 }
 
 // Plan is a stored plan.
@@ -104,16 +108,21 @@ type Plan struct {
 	APIIDs    []string  `json:"api_ids"`
 	Price     *Price    `json:"price"`
 	// Concurrency is the in-flight limit per key or consumer; 0 means none.
-	Concurrency int64     `json:"concurrency"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Concurrency      int64     `json:"concurrency"`
+	Public           bool      `json:"public"`
+	ApprovalRequired bool      `json:"approval_required"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Input returns the settable fields of p.
 func (p Plan) Input() PlanInput {
 	return PlanInput{Name: p.Name, RateLimit: p.RateLimit, Quota: p.Quota, APIIDs: p.APIIDs, Price: p.Price,
-		Concurrency: p.Concurrency}
+		Concurrency: p.Concurrency, Public: p.Public, ApprovalRequired: p.ApprovalRequired}
 }
+
+// Priced reports whether subscribing to the plan costs money.
+func (p Plan) Priced() bool { return p.Price != nil && p.Price.AmountCents > 0 }
 
 func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput) (PlanInput, error) {
 	v := &fault.ValidationError{}
@@ -195,14 +204,16 @@ func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput
 }
 
 const planCols = `id, name, rate_limit_requests, rate_limit_per_seconds, quota_requests, quota_period,
-	price_cents, currency, created_at, updated_at, rate_limit_burst, rate_limit_scope, concurrency`
+	price_cents, currency, created_at, updated_at, rate_limit_burst, rate_limit_scope, concurrency,
+	public, approval_required`
 
 func scanPlan(row pgx.Row) (Plan, error) {
 	var p Plan
 	var cents *int64
 	var cur *string
 	err := row.Scan(&p.ID, &p.Name, &p.RateLimit.Requests, &p.RateLimit.PerSeconds, &p.Quota.Requests,
-		&p.Quota.Period, &cents, &cur, &p.CreatedAt, &p.UpdatedAt, &p.RateLimit.Burst, &p.RateLimit.Scope, &p.Concurrency)
+		&p.Quota.Period, &cents, &cur, &p.CreatedAt, &p.UpdatedAt, &p.RateLimit.Burst, &p.RateLimit.Scope, &p.Concurrency,
+		&p.Public, &p.ApprovalRequired)
 	if cents != nil && cur != nil {
 		p.Price = &Price{AmountCents: *cents, Currency: *cur}
 	}
@@ -312,10 +323,11 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 		cents, cur := priceArgs(in.Price)
 		p, err = scanPlan(tx.QueryRow(ctx, `INSERT INTO plans (tenant_id, name, rate_limit_requests,
 			rate_limit_per_seconds, quota_requests, quota_period, price_cents, currency,
-			rate_limit_burst, rate_limit_scope, concurrency)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING `+planCols,
+			rate_limit_burst, rate_limit_scope, concurrency, public, approval_required)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+planCols,
 			who.TenantID, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
-			in.Quota.Period, cents, cur, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency))
+			in.Quota.Period, cents, cur, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency,
+			in.Public, in.ApprovalRequired))
 		if err != nil {
 			return fmt.Errorf("insert plan: %w", err)
 		}
@@ -355,9 +367,11 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 		p, err = scanPlan(tx.QueryRow(ctx, `UPDATE plans SET name = $3, rate_limit_requests = $4,
 			rate_limit_per_seconds = $5, quota_requests = $6, quota_period = $7, price_cents = $8, currency = $9,
 			rate_limit_burst = $10, rate_limit_scope = $11, concurrency = $12,
+			public = $13, approval_required = $14,
 			updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING `+planCols,
 			who.TenantID, id, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
-			in.Quota.Period, cents, currency, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency))
+			in.Quota.Period, cents, currency, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency,
+			in.Public, in.ApprovalRequired))
 		if err != nil {
 			return fmt.Errorf("update plan: %w", err)
 		}
@@ -404,4 +418,22 @@ func (s *Service) DeletePlan(ctx context.Context, who audit.Actor, id string) er
 		return fmt.Errorf("delete plan: %w", err)
 	}
 	return nil
+}
+
+// ListPublicPlans returns the tenant's public plans, by name (at most
+// MaxPublishedListed).
+func (s *Service) ListPublicPlans(ctx context.Context, tenantID string) ([]Plan, error) {
+	rows, err := s.DB.Query(ctx, `SELECT `+planCols+` FROM plans WHERE tenant_id = $1 AND public
+		ORDER BY coalesce(price_cents, 0), lower(name), id LIMIT $2`, tenantID, MaxPublishedListed)
+	if err != nil {
+		return nil, fmt.Errorf("list public plans: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Plan, error) { return scanPlan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list public plans: %w", err)
+	}
+	if err := loadPlanAPIs(ctx, s.DB, list); err != nil {
+		return nil, fmt.Errorf("list public plans: %w", err)
+	}
+	return list, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrNotFound means the object does not exist for the calling tenant. An
@@ -77,4 +78,29 @@ var ErrConflict = errors.New("conflict")
 // Conflict returns a ConflictError.
 func Conflict(field, format string, args ...any) error {
 	return &ConflictError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// DeniedError means the caller may not do this (yet): the state of its own
+// account forbids it, for example an unverified email address. Code is a
+// stable machine-readable name (a problem type); Message is safe to show.
+type DeniedError struct {
+	Code    string
+	Message string
+}
+
+func (e *DeniedError) Error() string { return "denied: " + e.Code + ": " + e.Message }
+
+// Denied returns a DeniedError.
+func Denied(code, format string, args ...any) error {
+	return &DeniedError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ThrottledError means too many attempts of one kind from one account or
+// client; the caller may retry after RetryAfter.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many attempts: retry after %s", e.RetryAfter.Round(time.Second))
 }

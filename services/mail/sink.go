@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -19,8 +20,12 @@ type Sink struct {
 	msgs []Message
 }
 
-// Send stores m.
+// Send stores m. Like SMTP.Send it refuses header injection, so that dev
+// and tests fail where production would.
 func (s *Sink) Send(_ context.Context, m Message) error {
+	if err := m.checkHeaders(); err != nil {
+		return fmt.Errorf("send mail: %w", err)
+	}
 	m.Sent = time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -60,11 +65,13 @@ var sinkPage = template.Must(template.New("sink").Parse(`<!doctype html>
 article{border:1px solid #e5e7eb;border-radius:8px;padding:1rem;margin:1rem 0}pre{white-space:pre-wrap}
 h2{font-size:1rem;margin:0}small{color:#6b7280}</style></head><body>
 <h1>Dev mail sink</h1><p>Every email the control plane sent in this process, newest first. Nothing leaves the machine.</p>
-{{range .}}<article><h2>{{.Subject}}</h2><small>To {{.To}} · {{.Sent.Format "15:04:05"}}</small><pre>{{.Body}}</pre></article>
+{{range .}}<article><h2>{{.Subject}}</h2><small>{{with .FromName}}From {{.}} · {{end}}To {{.To}}{{with .ReplyTo}} · Reply-To {{.}}{{end}} · {{.Sent.Format "15:04:05"}}</small><pre>{{.Body}}</pre>
+{{with .HTML}}<details><summary>HTML version</summary><iframe sandbox srcdoc="{{.}}" title="HTML version" style="width:100%;height:24rem;border:1px solid #e5e7eb"></iframe></details>{{end}}</article>
 {{else}}<p>No mail yet.</p>{{end}}</body></html>`))
 
 // ServeHTTP lists the stored messages, newest first (dev mode only: the
-// messages hold reset links).
+// messages hold reset links). An HTML alternative is shown in a sandboxed
+// iframe, so its markup can run no script and reach nothing of this page.
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	msgs := s.Messages()
 	slices.Reverse(msgs)

@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	Redis redis.UniversalClient
 	// Keys names the Redis keys (Prefix separates deployments and tests).
 	Keys proxycfg.Keys
+	// Developers is the developer portal's account service (approvals,
+	// invitations); nil makes those routes fail.
+	Developers *developers.Service
 }
 
 // authKind says which credential a route takes.
@@ -76,11 +80,12 @@ type api struct {
 	log    *slog.Logger
 	rdb    redis.UniversalClient
 	keys   proxycfg.Keys
+	dev    *developers.Service
 }
 
 func (a *api) routes() []route {
 	c := a.cat
-	return []route{
+	return append([]route{
 		{"GET", "/v1/openapi.json", authNone, a.openAPI},
 		{"POST", "/v1/tenants", authOperator, a.createTenant},
 		{"GET", "/v1/tenant", authTenant, a.getTenant},
@@ -127,13 +132,13 @@ func (a *api) routes() []route {
 		{"GET", "/v1/usage/top-consumers", authTenant, a.getTopConsumers},
 
 		{"GET", "/v1/audit", authTenant, a.listAudit},
-	}
+	}, a.devPortalRoutes()...)
 }
 
 // New returns the handler of everything under /v1/.
 func New(opts Options) http.Handler {
 	a := &api{db: opts.DB, secret: opts.Secret, opTok: opts.OperatorToken, log: opts.Logger, rdb: opts.Redis, keys: opts.Keys,
-		cat: catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams)}
+		cat: catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams), dev: opts.Developers}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -149,7 +154,7 @@ func (a *api) handler() http.Handler {
 	// with other methods.
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
-		for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, pattern := mux.Handler(probe); pattern != "/v1/" && pattern != "" {

@@ -213,6 +213,7 @@ func buildOpenAPI() obj {
 		"AuditEntry": object(obj{"id": obj{"type": "string", "format": "uuid"}, "tenant_id": str(), "actor": str(),
 			"action": str(), "resource_type": str(), "resource_id": str(), "data": obj{"type": "object"}, "at": ts}),
 	}
+	addDevPortalOpenAPI(paths, schemas)
 	return obj{
 		"openapi": "3.0.3",
 		"info": obj{"title": "Tollgate management API", "version": "1",

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/store"
@@ -19,6 +21,8 @@ type Problem struct {
 	Status int                `json:"status"`
 	Detail string             `json:"detail,omitempty"`
 	Errors []fault.FieldError `json:"errors,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // requestError is a malformed request (400) found by the HTTP layer itself:
@@ -41,7 +45,14 @@ func problemFor(err error) Problem {
 	var ve *fault.ValidationError
 	var ce *fault.ConflictError
 	var re *requestError
+	var de *fault.DeniedError
+	var te *fault.ThrottledError
 	switch {
+	case errors.As(err, &de):
+		return Problem{Type: ProblemBase + de.Code, Title: "Forbidden", Status: http.StatusForbidden, Detail: de.Message}
+	case errors.As(err, &te):
+		return Problem{Type: ProblemBase + "too-many-attempts", Title: "Too many attempts", Status: http.StatusTooManyRequests,
+			Detail: "too many attempts; try again later", RetryAfter: te.RetryAfter}
 	case errors.As(err, &re):
 		p := Problem{Type: ProblemBase + "bad-request", Title: "Malformed request", Status: re.status, Detail: re.msg}
 		if re.status == http.StatusRequestEntityTooLarge {
@@ -75,8 +86,19 @@ func problemFor(err error) Problem {
 		Detail: "the request failed; it has been logged"}
 }
 
+// ProblemFor is problemFor for the other JSON APIs of the control plane
+// (the developer portal's /api), so that every API maps the domain's errors
+// the same way.
+func ProblemFor(err error) Problem { return problemFor(err) }
+
+// WriteProblem writes p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p Problem) { writeProblem(w, p) }
+
 func writeProblem(w http.ResponseWriter, p Problem) {
 	w.Header().Set("Content-Type", "application/problem+json")
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
+	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
 	}

@@ -15,7 +15,7 @@ import (
 // and a host name belongs to one tenant at most (custom_domains_domain_key).
 func compileDomains(ctx context.Context, tx pgx.Tx, snap *proxycfg.Snapshot, idx map[string]int) error {
 	rows, err := tx.Query(ctx, `SELECT tenant_id::text, lower(domain) FROM custom_domains
-		WHERE verified_at IS NOT NULL ORDER BY tenant_id, verified_at, id`)
+		WHERE verified_at IS NOT NULL AND purpose = 'gateway' ORDER BY tenant_id, verified_at, id`)
 	if err != nil {
 		return fmt.Errorf("compile domains: %w", err)
 	}

@@ -244,9 +244,16 @@ func (p *Publisher) writeRecords(ctx context.Context, digests []string, records 
 		if err := json.Unmarshal(records[i], &rec); err != nil {
 			return fmt.Errorf("decode key record %s: %w", d, err)
 		}
+		// A revoked key's record, and that of a rotated key past its
+		// expiry, only needs to outlive the workers' caches; suspended,
+		// past-due and canceled keys keep their record so that workers
+		// answer them with their own problem, not as unknown keys.
 		ttl := time.Duration(0)
-		if rec.Status != proxycfg.KeyActive {
+		switch {
+		case rec.Status == proxycfg.KeyRevoked:
 			ttl = RevokedKeyTTL
+		case rec.ExpiresAt > 0:
+			ttl = max(time.Until(time.Unix(rec.ExpiresAt, 0)), 0) + RevokedKeyTTL
 		}
 		pipe.Set(ctx, p.keys.Key(d), records[i], ttl)
 		pipe.Publish(ctx, p.keys.KeyChannel(), d)

@@ -26,8 +26,11 @@ const MaxDomains = 50
 // only once verified: the tenant publishes VerificationToken in a DNS TXT
 // record at VerificationName.
 type Domain struct {
-	ID                string     `json:"id"`
-	Domain            string     `json:"domain"`
+	ID     string `json:"id"`
+	Domain string `json:"domain"`
+	// Purpose is "gateway" (the tenant's APIs are served there) or
+	// "portal" (its developer portal is).
+	Purpose           string     `json:"purpose"`
 	VerificationToken string     `json:"verification_token"`
 	CreatedAt         time.Time  `json:"created_at"`
 	VerifiedAt        *time.Time `json:"verified_at"`
@@ -38,25 +41,45 @@ func (d Domain) VerificationName() string { return "_tollgate-challenge." + d.Do
 
 var hostRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 
-const domainCols = `id, domain, verification_token, created_at, verified_at`
+const domainCols = `id, domain, verification_token, created_at, verified_at, purpose`
 
 func scanDomain(row pgx.Row) (Domain, error) {
 	var d Domain
-	err := row.Scan(&d.ID, &d.Domain, &d.VerificationToken, &d.CreatedAt, &d.VerifiedAt)
+	err := row.Scan(&d.ID, &d.Domain, &d.VerificationToken, &d.CreatedAt, &d.VerifiedAt, &d.Purpose)
 	return d, err
 }
 
-// AddDomain registers a custom domain with a fresh verification token. proxyDomain
-// is the platform's own domain, which tenants cannot claim. Field name: domain.
+// Custom domain purposes.
+const (
+	PurposeGateway = "gateway"
+	PurposePortal  = "portal"
+)
+
+// AddDomain registers a custom gateway domain with a fresh verification
+// token. proxyDomain is the platform's own domain, which tenants cannot
+// claim. Field name: domain.
 func AddDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, domain, proxyDomain string) (Domain, error) {
+	return AddDomainFor(ctx, db, who, domain, PurposeGateway, proxyDomain)
+}
+
+// AddDomainFor registers a custom domain for a purpose (gateway or
+// portal). platformDomains are the platform's own domains (proxy, portal),
+// which tenants cannot claim. Field names: domain, purpose.
+func AddDomainFor(ctx context.Context, db *pgxpool.Pool, who audit.Actor, domain, purpose string, platformDomains ...string) (Domain, error) {
 	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	if purpose != PurposeGateway && purpose != PurposePortal {
+		return Domain{}, fault.Invalid("purpose", "must be %q or %q", PurposeGateway, PurposePortal)
+	}
+	for _, pd := range platformDomains {
+		if pd != "" && (domain == pd || strings.HasSuffix(domain, "."+pd)) {
+			return Domain{}, fault.Invalid("domain", "is under the platform's domain %s; tenants are already served there", pd)
+		}
+	}
 	switch {
 	case domain == "":
 		return Domain{}, fault.Invalid("domain", "is required")
 	case len(domain) > 253 || !hostRE.MatchString(domain):
 		return Domain{}, fault.Invalid("domain", "must be a host name such as api.example.com")
-	case proxyDomain != "" && (domain == proxyDomain || strings.HasSuffix(domain, "."+proxyDomain)):
-		return Domain{}, fault.Invalid("domain", "is under the platform's domain %s; tenants are already served there", proxyDomain)
 	}
 	tok, err := token.New("tollgate-verify-")
 	if err != nil {
@@ -71,15 +94,15 @@ func AddDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, domain, p
 		if n >= MaxDomains {
 			return fault.Conflict("domain", "a tenant can have at most %d custom domains", MaxDomains)
 		}
-		d, err = scanDomain(tx.QueryRow(ctx, `INSERT INTO custom_domains (tenant_id, domain, verification_token)
-			VALUES ($1, $2, $3) RETURNING `+domainCols, who.TenantID, domain, tok))
+		d, err = scanDomain(tx.QueryRow(ctx, `INSERT INTO custom_domains (tenant_id, domain, verification_token, purpose)
+			VALUES ($1, $2, $3, $4) RETURNING `+domainCols, who.TenantID, domain, tok, purpose))
 		if _, ok := store.UniqueViolation(err); ok {
 			return fault.Conflict("domain", "%s is already registered", domain)
 		}
 		if err != nil {
 			return fmt.Errorf("insert domain: %w", err)
 		}
-		return audit.Record(ctx, tx, who, "domain.add", "custom_domain", d.ID, map[string]any{"domain": domain})
+		return audit.Record(ctx, tx, who, "domain.add", "custom_domain", d.ID, map[string]any{"domain": domain, "purpose": purpose})
 	})
 	if err != nil {
 		return Domain{}, fmt.Errorf("add domain: %w", err)

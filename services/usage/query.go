@@ -41,6 +41,9 @@ type Query struct {
 	Bucket                           time.Duration
 	APIID, ConsumerID, KeyID, PlanID string
 	StatusClass                      int
+	// KeyIDs, when not nil, limits the rollups to these keys (an app's
+	// keys in the developer portal); an empty non-nil list matches nothing.
+	KeyIDs []string
 }
 
 // Point is the usage of one time bucket.
@@ -135,6 +138,10 @@ func (q *Query) where() (string, []any) {
 	}
 	if q.StatusClass != 0 {
 		add("status_class", q.StatusClass)
+	}
+	if q.KeyIDs != nil {
+		args = append(args, q.KeyIDs)
+		sql += fmt.Sprintf(" AND key_id = ANY($%d::text[])", len(args))
 	}
 	return sql, args
 }

@@ -43,11 +43,11 @@ func QuotaOf(ctx context.Context, db *pgxpool.Pool, rdb redis.UniversalClient, k
 		return KeyQuota{}, fmt.Errorf("key quota: %w", fault.ErrNotFound)
 	}
 	var q KeyQuota
-	var consumerID string
-	err := db.QueryRow(ctx, `SELECT k.id::text, k.consumer_id::text, p.id::text, p.rate_limit_scope,
-		p.quota_requests, p.quota_period FROM keys k JOIN plans p ON p.id = k.plan_id
+	var consumerID, subscriptionID string
+	err := db.QueryRow(ctx, `SELECT k.id::text, k.consumer_id::text, coalesce(k.subscription_id::text, ''), p.id::text,
+		p.rate_limit_scope, p.quota_requests, p.quota_period FROM keys k JOIN plans p ON p.id = k.plan_id
 		WHERE k.tenant_id = $1 AND k.id = $2`, tenantID, keyID).
-		Scan(&q.KeyID, &consumerID, &q.PlanID, &q.Scope, &q.Limit, &q.Period)
+		Scan(&q.KeyID, &consumerID, &subscriptionID, &q.PlanID, &q.Scope, &q.Limit, &q.Period)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyQuota{}, fmt.Errorf("key quota: %w", fault.ErrNotFound)
 	}
@@ -59,7 +59,8 @@ func QuotaOf(ctx context.Context, db *pgxpool.Pool, rdb redis.UniversalClient, k
 	if q.Limit == 0 {
 		return q, nil
 	}
-	subject := proxycfg.LimitSubject(q.Scope, q.KeyID, consumerID, q.PlanID)
+	// Keys of a subscription share its counter (workers count the same subject).
+	subject := proxycfg.LimitSubject(q.Scope, q.KeyID, subscriptionID, consumerID, q.PlanID)
 	used, err := rdb.Get(ctx, keys.Quota(subject, id)).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return KeyQuota{}, fmt.Errorf("key quota: read counter: %w", err)

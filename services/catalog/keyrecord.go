@@ -1,0 +1,128 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/publish"
+)
+
+// A worker decides what to do with a key from its record alone (it never
+// asks Postgres), so the record carries the effective state of the key, its
+// consumer and its subscription together. Every change of any of the three
+// re-queues the records of the keys it touches, in the transaction of the
+// change.
+
+// keyState is what the record of a key depends on besides the key itself.
+type keyState struct {
+	ConsumerStatus string
+	// SubscriptionStatus is "" for keys without a subscription.
+	SubscriptionStatus string
+	// GraceUntil (unix seconds) ends a past-due subscription's grace
+	// period; BillingURL is where its developer fixes the payment. Both are
+	// set by billing.
+	GraceUntil int64
+	BillingURL string
+}
+
+// effectiveRecord composes the record workers enforce.
+func effectiveRecord(k keyRow, st keyState) proxycfg.KeyRecord {
+	rec := proxycfg.KeyRecord{ID: k.ID, TenantID: k.TenantID, ConsumerID: k.ConsumerID, PlanID: k.PlanID,
+		Status: k.Status}
+	if k.SubscriptionID != nil {
+		rec.SubscriptionID = *k.SubscriptionID
+	}
+	if k.ExpiresAt != nil {
+		rec.ExpiresAt = k.ExpiresAt.Unix()
+	}
+	if k.Status != proxycfg.KeyActive {
+		rec.Status = proxycfg.KeyRevoked
+		return rec
+	}
+	if st.ConsumerStatus == ConsumerSuspended {
+		rec.Status = proxycfg.KeySuspended
+		return rec
+	}
+	switch st.SubscriptionStatus {
+	case "", SubActive:
+	case SubPastDue:
+		// Billing sets the grace period (GraceUntil) with the status.
+		rec.Status = proxycfg.KeyPastDue
+		rec.GraceUntil = st.GraceUntil
+		rec.BillingURL = st.BillingURL
+	case SubSuspended:
+		// Suspended for non-payment: 402 with the link to pay.
+		rec.Status = proxycfg.KeyPastDue
+		rec.BillingURL = st.BillingURL
+	case SubCanceled:
+		rec.Status = proxycfg.KeyCanceled
+	default:
+		// pending, payment_required, rejected: a key should not exist, and
+		// if one does it must not work.
+		rec.Status = proxycfg.KeyCanceled
+	}
+	return rec
+}
+
+// keyStateOf reads the consumer's and subscription's state of k in tx.
+func keyStateOf(ctx context.Context, tx pgx.Tx, k keyRow) (keyState, error) {
+	var st keyState
+	err := tx.QueryRow(ctx, `SELECT c.status, coalesce(s.status, '')
+		FROM consumers c LEFT JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = $3
+		WHERE c.tenant_id = $1 AND c.id = $2`, k.TenantID, k.ConsumerID, k.SubscriptionID).
+		Scan(&st.ConsumerStatus, &st.SubscriptionStatus)
+	if err != nil {
+		return keyState{}, fmt.Errorf("read key state: %w", err)
+	}
+	return st, nil
+}
+
+// enqueueKey queues the effective record of k for the workers.
+func enqueueKey(ctx context.Context, tx pgx.Tx, k keyRow) error {
+	st, err := keyStateOf(ctx, tx, k)
+	if err != nil {
+		return err
+	}
+	return publish.EnqueueKey(ctx, tx, k.Digest, effectiveRecord(k, st))
+}
+
+// requeueKeys re-queues the records of the tenant's active keys that match
+// cond (an SQL condition on the keys table aliased k, with arguments from
+// $2), after a change of their consumer or subscription. It returns how many
+// keys it re-queued.
+func requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond string, args ...any) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT k.id, k.tenant_id, k.consumer_id, k.plan_id, k.digest, k.prefix, k.status,
+			k.created_at, k.revoked_at, k.subscription_id, k.app_id, k.expires_at, k.replaced_by,
+			c.status, coalesce(s.status, '')
+		FROM keys k JOIN consumers c ON c.id = k.consumer_id
+		LEFT JOIN subscriptions s ON s.id = k.subscription_id
+		WHERE k.tenant_id = $1 AND k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now()) AND `+cond,
+		append([]any{tenantID}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("find keys to re-queue: %w", err)
+	}
+	type item struct {
+		k  keyRow
+		st keyState
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (item, error) {
+		var it item
+		k := &it.k
+		err := r.Scan(&k.ID, &k.TenantID, &k.ConsumerID, &k.PlanID, &k.Digest, &k.Prefix, &k.Status, &k.CreatedAt,
+			&k.RevokedAt, &k.SubscriptionID, &k.AppID, &k.ExpiresAt, &k.ReplacedBy,
+			&it.st.ConsumerStatus, &it.st.SubscriptionStatus)
+		return it, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("find keys to re-queue: %w", err)
+	}
+	for _, it := range items {
+		if err := publish.EnqueueKey(ctx, tx, it.k.Digest, effectiveRecord(it.k, it.st)); err != nil {
+			return 0, err
+		}
+	}
+	return len(items), nil
+}

@@ -134,6 +134,7 @@ CREATE UNIQUE INDEX subscriptions_live_key ON subscriptions (app_id, plan_id)
     WHERE status NOT IN ('canceled', 'rejected');
 CREATE INDEX subscriptions_tenant_idx ON subscriptions (tenant_id, created_at, id);
 CREATE INDEX subscriptions_app_idx ON subscriptions (tenant_id, app_id);
+CREATE INDEX subscriptions_pending_idx ON subscriptions (tenant_id, created_at, id) WHERE status = 'pending';
 
 -- Keys issued in the developer portal belong to a subscription (and so to an
 -- app); a rotated key expires at the end of the overlap its owner chose.

@@ -31,6 +31,12 @@ type config struct {
 	OIDCIssuer       string
 	OIDCClientID     string
 	OIDCClientSecret string
+	// Developer portals (issue 8).
+	PortalDomain   string
+	ProxyPublicURL string
+	// PortalGatewayAddr is where the try-it relay connects to reach the
+	// gateway (TOLLGATE_PORTAL_GATEWAY_ADDR); "" dials the gateway URL's host.
+	PortalGatewayAddr string
 }
 
 const (
@@ -63,6 +69,13 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		OIDCIssuer:       get("TOLLGATE_OIDC_ISSUER", ""),
 		OIDCClientID:     get("TOLLGATE_OIDC_CLIENT_ID", ""),
 		OIDCClientSecret: getenv("TOLLGATE_OIDC_CLIENT_SECRET"),
+
+		PortalDomain:      strings.ToLower(strings.Trim(get("TOLLGATE_PORTAL_DOMAIN", "developers.localhost"), ".")),
+		ProxyPublicURL:    get("TOLLGATE_PROXY_PUBLIC_URL", ""),
+		PortalGatewayAddr: get("TOLLGATE_PORTAL_GATEWAY_ADDR", ""),
+	}
+	if c.ProxyPublicURL != "" && !strings.Contains(c.ProxyPublicURL, "{slug}") {
+		return c, fmt.Errorf("TOLLGATE_PROXY_PUBLIC_URL=%q must contain {slug}, e.g. https://{slug}.gw.example.com", c.ProxyPublicURL)
 	}
 	if v := getenv("TOLLGATE_UPSTREAM_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)

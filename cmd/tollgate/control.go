@@ -14,10 +14,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/mgmtapi"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 	usagesvc "github.com/tollgate/tollgate/services/usage"
+	"github.com/tollgate/tollgate/web/devportal"
 )
 
 // controlDeps are the open connections the control plane runs on.
@@ -32,14 +34,29 @@ type controlDeps struct {
 	PollInterval  time.Duration
 	// Portal is the tenant portal, mounted at "/"; nil serves a plain index.
 	Portal http.Handler
+	// DevPortal serves the developer portals' hosts; nil serves none.
+	DevPortal *devportal.Portal
+	// Developers is the developer accounts service (for /v1's approvals).
+	Developers *developers.Service
+	// ControlHost is the control plane's public host name (TOLLGATE_PUBLIC_URL).
+	ControlHost string
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
 func controlHandler(d controlDeps) http.Handler {
+	h := controlMux(d)
+	if d.DevPortal != nil {
+		return hostRouter(d.DevPortal, d.ControlHost, h)
+	}
+	return h
+}
+
+func controlMux(d controlDeps) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", mgmtapi.New(mgmtapi.Options{
 		DB: d.DB, Secret: d.Secret, OperatorToken: d.OperatorToken,
 		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger, Redis: d.Redis, Keys: d.Keys,
+		Developers: d.Developers,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -137,8 +154,14 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		ln.Close()
 		return err
 	}
+	dp, devs, err := newDevPortal(cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	return serveControl(ctx, controlDeps{
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
-		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web,
+		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web, DevPortal: dp, Developers: devs,
+		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())),
 	}, ln)
 }

@@ -132,8 +132,10 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	if err != nil {
 		return fmt.Errorf("listen on %s (TOLLGATE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
 	}
-	// The tenant portal; its emails go to an in-memory sink shown at /dev/mail.
-	if deps.Portal, err = newPortal(ctx, cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), &mail.Sink{}); err != nil {
+	// The tenant portal and the developer portals; their emails go to an
+	// in-memory sink shown at /dev/mail.
+	sink := &mail.Sink{}
+	if deps.Portal, err = newPortal(ctx, cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink); err != nil {
 		controlLn.Close()
 		return err
 	}
@@ -142,6 +144,16 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		controlLn.Close()
 		return fmt.Errorf("listen on %s (TOLLGATE_PROXY_ADDR): %w", cfg.ProxyAddr, err)
 	}
+	if cfg.ProxyPublicURL == "" {
+		// The port actually bound (the configured one may be :0).
+		cfg.ProxyPublicURL = "http://{slug}." + cfg.ProxyDomain + ":" + portOf(trafficLn.Addr())
+	}
+	if deps.DevPortal, deps.Developers, err = newDevPortal(cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink); err != nil {
+		controlLn.Close()
+		trafficLn.Close()
+		return err
+	}
+	deps.ControlHost = hostOfURL(cfg.publicURL(controlLn.Addr().String()))
 	adminLn, err := net.Listen("tcp", cfg.ProxyAdminAddr)
 	if err != nil {
 		controlLn.Close()
@@ -181,10 +193,12 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		return errors.Join(err, <-errs)
 	}
 	controlURL := "http://localhost:" + portOf(controlLn.Addr())
+	devPortalURL := "http://demo." + cfg.PortalDomain + ":" + portOf(controlLn.Addr())
 	fmt.Fprintf(stdout, `
 Tollgate is running (dev mode: throwaway database %s, Redis prefix %q).
 
   Tenant portal    %s/   (sign in as %s / %s, or sign up; mail it sends: %s/dev/mail)
+  Developer portal %s/   (the demo API's docs, try-it and SDKs; sign up as a developer, the mail is at /dev/mail)
   Management API   %s/v1/   (OpenAPI: %s/v1/openapi.json)
   Proxy            %s  (tenant "demo", API /demo, key auth, %d requests/s)
   Proxy admin      http://localhost:%s/readyz
@@ -202,7 +216,7 @@ Try it:
   curl -H 'Authorization: Bearer %s' %s/v1/apis
 
 Stop with Ctrl-C.
-`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, cfg.publicURL(controlLn.Addr().String()), devPortalEmail, devPortalPassword, cfg.publicURL(controlLn.Addr().String()), controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()),
+`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, cfg.publicURL(controlLn.Addr().String()), devPortalEmail, devPortalPassword, cfg.publicURL(controlLn.Addr().String()), devPortalURL, controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()),
 		strings.Join(targetURLs, " "), cfg.OperatorToken, seed.AdminToken, seed.Key,
 		seed.Key, demoURL, cfg.ProxyDomain, seed.Key, proxyPort, seed.AdminToken, controlURL)
 	if *envFile != "" {
@@ -240,13 +254,23 @@ func seedDemo(op apiClient, targets []string, rate int64) (devSeed, error) {
 	}
 	if err := c.do("POST", "/v1/apis", map[string]any{
 		"name": "Demo API", "slug": "demo", "base_path": "/demo", "upstream_id": up.ID, "auth": "key",
+		"published": true,
 	}, &api); err != nil {
+		return devSeed{}, err
+	}
+	if err := c.doRaw("PUT", "/v1/apis/"+api.ID+"/openapi", demoOpenAPI); err != nil {
 		return devSeed{}, err
 	}
 	if err := c.do("POST", "/v1/plans", map[string]any{
 		"name": "Starter", "rate_limit": map[string]any{"requests": rate, "per_seconds": 1},
-		"api_ids": []string{api.ID},
+		"quota":   map[string]any{"requests": 10000, "period": "month"},
+		"api_ids": []string{api.ID}, "public": true,
 	}, &plan); err != nil {
+		return devSeed{}, err
+	}
+	if err := c.do("PUT", "/v1/portal", map[string]any{
+		"enabled": true, "signup": "open", "display_name": "Demo Developers", "accent_color": "#4f46e5",
+	}, nil); err != nil {
 		return devSeed{}, err
 	}
 	if err := c.do("POST", "/v1/consumers", map[string]any{"name": "Demo consumer", "email": "dev@demo.example"}, &consumer); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/worker"
+	"github.com/tollgate/tollgate/services/mail/mailtest"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/storetest"
 )
@@ -36,6 +37,8 @@ type platform struct {
 	operator string
 	client   *http.Client
 	db       *pgxpool.Pool
+	// smtp receives the control plane's mail.
+	smtp *mailtest.Server
 }
 
 func startPlatform(t *testing.T) *platform {
@@ -61,6 +64,17 @@ func startPlatform(t *testing.T) *platform {
 	p.control = "http://" + controlLn.Addr().String()
 	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator,
 		AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond}
+	// The developer portals, with mail through a real SMTP server and the
+	// first worker as the gateway (try-it, SDK base URLs).
+	traffic := []net.Listener{listen(t), listen(t)}
+	p.smtp = mailtest.New(t)
+	cfg := config{Secret: secret, AllowPrivate: true, SMTPURL: p.smtp.URL(), ProxyDomain: "localhost",
+		PortalDomain: "developers.localhost", ProxyPublicURL: "http://{slug}.localhost:" + portOf(traffic[0].Addr())}
+	dp, devs, err := newDevPortal(cfg, db, rdb, keys, log, controlLn.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.DevPortal, deps.Developers, deps.ControlHost = dp, devs, "localhost"
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = serveControl(ctx, deps, controlLn) }()
 	for i := 0; i < 2; i++ {
@@ -72,7 +86,7 @@ func startPlatform(t *testing.T) *platform {
 		if err != nil {
 			t.Fatal(err)
 		}
-		traffic, admin := listen(t), listen(t)
+		traffic, admin := traffic[i], listen(t)
 		p.workers = append(p.workers, traffic.Addr().String())
 		p.admins = append(p.admins, admin.Addr().String())
 		wg.Add(1)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,20 +39,9 @@ func (c config) publicURL(controlAddr string) string {
 // /dev/mail; otherwise TOLLGATE_SMTP_URL is required to deliver mail, and
 // without it mail is kept in memory with a warning.
 func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys proxycfg.Keys, log *slog.Logger, controlAddr string, devSink *mail.Sink) (http.Handler, error) {
-	var mailer mail.Sender
-	var devMail http.Handler
-	switch {
-	case devSink != nil:
-		mailer, devMail = devSink, devSink
-	case cfg.SMTPURL != "":
-		s, err := mail.ParseSMTPURL(cfg.SMTPURL)
-		if err != nil {
-			return nil, fmt.Errorf("TOLLGATE_SMTP_URL: %w", err)
-		}
-		mailer = s
-	default:
-		log.Warn("TOLLGATE_SMTP_URL is unset: invitations and password reset emails are not delivered")
-		mailer = &mail.Sink{}
+	mailer, devMail, err := newMailer(cfg, log, devSink)
+	if err != nil {
+		return nil, err
 	}
 	var idp *sso.Config
 	if cfg.OIDCIssuer != "" {
@@ -70,8 +60,42 @@ func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.Univ
 		DB: db, Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
 		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,
-		Redis: rdb, Keys: keys,
+		Redis: rdb, Keys: keys, DevPortalURL: cfg.devPortalURL(pub),
 	})
+}
+
+// devPortalURL returns the base URL of a tenant's developer portal: the
+// portal domain with the control plane's scheme and port.
+func (c config) devPortalURL(publicURL string) func(slug string) string {
+	scheme, port := "http", ""
+	if u, err := url.Parse(publicURL); err == nil {
+		scheme, port = u.Scheme, u.Port()
+	}
+	return func(slug string) string {
+		u := scheme + "://" + slug + "." + c.PortalDomain
+		if port != "" {
+			u += ":" + port
+		}
+		return u
+	}
+}
+
+// newMailer is the control plane's mail: devSink when not nil (dev mode and
+// tests; served at /dev/mail), else SMTP at TOLLGATE_SMTP_URL, else an
+// in-memory sink with a warning (mail is then not delivered).
+func newMailer(cfg config, log *slog.Logger, devSink *mail.Sink) (mail.Sender, http.Handler, error) {
+	switch {
+	case devSink != nil:
+		return devSink, devSink, nil
+	case cfg.SMTPURL != "":
+		s, err := mail.ParseSMTPURL(cfg.SMTPURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TOLLGATE_SMTP_URL: %w", err)
+		}
+		return s, nil, nil
+	}
+	log.Warn("TOLLGATE_SMTP_URL is unset: portal mail (invitations, verification, password reset) is not delivered")
+	return &mail.Sink{}, nil, nil
 }
 
 // Demo portal login printed by `tollgate dev`.

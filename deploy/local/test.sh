@@ -7,6 +7,35 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ./deploy/local/services.sh --stripe-mock
 
+# The TypeScript SDK tests (services/sdk) type-check generated clients with a
+# pinned tsc: plain `npm install typescript` now gets 7.x, the native port.
+# Installed once into the user cache; TOLLGATE_TSC set by the caller wins.
+ts_version=5.9.3 # = sdk.TypeScriptVersion (checked by a test)
+ts_dir="${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/typescript-$ts_version"
+if [[ -z "${TOLLGATE_TSC:-}" ]]; then
+  if [[ ! -x "$ts_dir/node_modules/.bin/tsc" ]]; then
+    if command -v npm >/dev/null 2>&1; then
+      echo "+ npm install typescript@$ts_version (into $ts_dir)" >&2
+      mkdir -p "$(dirname "$ts_dir")"
+      ts_tmp="$(mktemp -d "$(dirname "$ts_dir")/.typescript-XXXXXX")"
+      if npm install --prefix "$ts_tmp" --no-audit --no-fund --no-package-lock "typescript@$ts_version" >&2; then
+        rm -rf "$ts_dir"
+        mv "$ts_tmp" "$ts_dir"
+      else
+        rm -rf "$ts_tmp"
+        echo "warning: npm could not install typescript@$ts_version; the TypeScript SDK tests will try again or skip" >&2
+      fi
+    else
+      echo "warning: npm not found, so the TypeScript SDK type checks will be skipped (and fail when CI=true)." >&2
+      echo "  Install Node.js 20+ with npm (Debian/Ubuntu: sudo apt-get install nodejs npm; macOS: brew install node)," >&2
+      echo "  then rerun this script; or set TOLLGATE_TSC to the path of a tsc $ts_version binary." >&2
+    fi
+  fi
+  if [[ -x "$ts_dir/node_modules/.bin/tsc" ]]; then
+    export TOLLGATE_TSC="$ts_dir/node_modules/.bin/tsc"
+  fi
+fi
+
 echo "+ go vet ./..." >&2
 go vet ./...
 echo "+ go test -count=1 ${*:+$* }./..." >&2

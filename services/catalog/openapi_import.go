@@ -213,3 +213,27 @@ func (s *Service) GetOpenAPIDocument(ctx context.Context, tenantID, apiID string
 	}
 	return doc, version, at, true, nil
 }
+
+// DocumentVersions returns the version of every imported OpenAPI document of
+// the tenant's APIs, by API id: what a catalogue shows without loading the
+// documents.
+func (s *Service) DocumentVersions(ctx context.Context, tenantID string) (map[string]string, error) {
+	rows, err := s.DB.Query(ctx, `SELECT api_id::text, version FROM api_documents WHERE tenant_id = $1`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("document versions: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var id, v string
+		if err := rows.Scan(&id, &v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("document versions: %w", err)
+		}
+		out[id] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("document versions: %w", err)
+	}
+	return out, nil
+}

@@ -59,15 +59,9 @@ func (s *Service) Signup(ctx context.Context, t tenancy.Tenant, in SignupInput, 
 	var verifyTok string
 	exists := false
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		var known bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM developers WHERE tenant_id = $1 AND lower(email) = $2)`,
-			t.ID, email).Scan(&known); err != nil {
-			return fmt.Errorf("check email: %w", err)
-		}
-		if known {
-			exists = true
-			return nil
-		}
+		// The invitation is checked before the address, so that the answer
+		// of an invite-only portal never tells whether an address has an
+		// account.
 		verified := false
 		if p.Signup == settings.SignupInvite || in.Invite != "" {
 			inv, err := useToken(ctx, tx, t.ID, "invite", in.Invite)
@@ -77,6 +71,15 @@ func (s *Service) Signup(ctx context.Context, t tenancy.Tenant, in SignupInput, 
 			}
 			// The invitation link proves the address.
 			verified = true
+		}
+		var known bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM developers WHERE tenant_id = $1 AND lower(email) = $2)`,
+			t.ID, email).Scan(&known); err != nil {
+			return fmt.Errorf("check email: %w", err)
+		}
+		if known {
+			exists = true
+			return nil
 		}
 		status := StatusActive
 		if p.Signup == settings.SignupApproval {

@@ -91,7 +91,7 @@ func (p *Portal) apisList(w http.ResponseWriter, r *http.Request, q *req) {
 			return
 		}
 		row := view.APIRow{ID: a.ID, Name: a.Name, Slug: a.Slug, BasePath: a.BasePath, Auth: a.Auth,
-			Upstream: names[a.UpstreamID], URL: p.apiURL(q, a.BasePath)}
+			Upstream: names[a.UpstreamID], URL: p.apiURL(q, a.BasePath), Published: a.Published}
 		if ok {
 			row.Routes = len(imp.Routes)
 		}
@@ -125,6 +125,9 @@ func apiForm(a catalog.API) view.Form {
 	if a.StripBasePath {
 		f.Values.Set("strip_base_path", "on")
 	}
+	if a.Published {
+		f.Values.Set("published", "on")
+	}
 	return f
 }
 
@@ -145,10 +148,11 @@ func apiInput(f *view.Form) (catalog.APIInput, bool) {
 	return catalog.APIInput{
 		Name: f.Get("name"), Slug: strings.TrimSpace(f.Get("slug")), BasePath: strings.TrimSpace(f.Get("base_path")),
 		UpstreamID: f.Get("upstream_id"), Auth: f.Get("auth"), StripBasePath: &strip, TimeoutMS: int(timeout),
+		Published: f.Get("published") == "on",
 	}, ok
 }
 
-var apiFields = []string{"name", "slug", "base_path", "upstream_id", "auth", "timeout_ms", "strip_base_path"}
+var apiFields = []string{"name", "slug", "base_path", "upstream_id", "auth", "timeout_ms", "strip_base_path", "published"}
 
 func (p *Portal) apiCreate(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
@@ -221,6 +225,7 @@ func (p *Portal) apiUpdate(w http.ResponseWriter, r *http.Request, q *req) {
 		// Only the fields this form shows: settings it does not know stay as they are.
 		cur.Name, cur.Slug, cur.BasePath, cur.UpstreamID = in.Name, in.Slug, in.BasePath, in.UpstreamID
 		cur.Auth, cur.StripBasePath, cur.TimeoutMS = in.Auth, in.StripBasePath, in.TimeoutMS
+		cur.Published = in.Published
 		return nil
 	})
 	if err != nil {

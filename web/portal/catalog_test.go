@@ -80,7 +80,8 @@ func TestFormErrorsNextToFields(t *testing.T) {
 		{"plan currency", "/plans", url.Values{"name": {"x"}, "price": {"5"}, "currency": {"dollars"}}, "currency", "ISO 4217"},
 		{"consumer email", "/consumers", url.Values{"name": {"x"}, "email": {"nope"}}, "email", "email"},
 		{"domain", "/settings/domains", url.Values{"domain": {"forms.gw.test"}}, "domain", "platform"},
-		{"branding colour", "/settings/branding", url.Values{"portal_color": {"red"}}, "portal_color", "colour"},
+		{"portal colour", "/developer-portal", url.Values{"signup": {"open"}, "accent_color": {"red"}}, "accent_color", "colour"},
+		{"portal email domains", "/developer-portal", url.Values{"signup": {"open"}, "allowed_email_domains": {"ok.example\n@bad"}}, "allowed_email_domains", "line 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b.get("/dashboard")

@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/fault"
@@ -27,7 +28,8 @@ func (p *Portal) consumersPage(w http.ResponseWriter, r *http.Request, q *req, f
 	}
 	m := view.ConsumersPage{C: q.chrome("Consumers & keys", "consumers"), Form: f, HasPlans: len(plans) > 0, Next: next}
 	for _, c := range list {
-		m.Consumers = append(m.Consumers, view.ConsumerRow{ID: c.ID, Name: c.Name, Email: c.Email, CreatedAt: c.CreatedAt})
+		m.Consumers = append(m.Consumers, view.ConsumerRow{ID: c.ID, Name: c.Name, Email: c.Email, Status: c.Status,
+			Developer: c.DeveloperID != nil, CreatedAt: c.CreatedAt})
 	}
 	p.renderStatus(w, r, status, view.Consumers(m))
 }
@@ -50,7 +52,8 @@ func (p *Portal) consumerCreate(w http.ResponseWriter, r *http.Request, q *req) 
 	p.redirect(w, r, "/consumers/"+c.ID, "Consumer added. Issue it a key below.")
 }
 
-// consumerPage renders one consumer; newKey is shown once when not "".
+// consumerPage renders one consumer with its portal account, apps,
+// subscriptions and keys; newKey is shown once when not "".
 func (p *Portal) consumerPage(w http.ResponseWriter, r *http.Request, q *req, id string, f, kf view.Form, newKey string, status int) {
 	ctx := r.Context()
 	c, err := p.cat.GetConsumer(ctx, q.tenant.ID, id)
@@ -73,18 +76,72 @@ func (p *Portal) consumerPage(w http.ResponseWriter, r *http.Request, q *req, id
 		p.internal(w, r, err)
 		return
 	}
+	apps, err := all(func(pg store.Page) ([]catalog.App, string, error) { return p.cat.ListApps(ctx, q.tenant.ID, c.ID, pg) })
+	if err != nil {
+		p.internal(w, r, err)
+		return
+	}
+	subs, err := all(func(pg store.Page) ([]catalog.Subscription, string, error) {
+		return p.cat.ListSubscriptions(ctx, q.tenant.ID, catalog.SubscriptionFilter{ConsumerID: c.ID}, pg)
+	})
+	if err != nil {
+		p.internal(w, r, err)
+		return
+	}
 	names := map[string]string{}
-	m := view.ConsumerPage{C: q.chrome(c.Name, "consumers"), ID: c.ID, Form: f, KeyForm: kf, NewKey: newKey,
+	m := view.ConsumerPage{C: q.chrome(c.Name, "consumers"), ID: c.ID, Status: c.Status, Form: f, KeyForm: kf, NewKey: newKey,
 		ProxyURL: p.proxyURL(q.tenant.Slug)}
+	if c.DeveloperID != nil {
+		d, err := p.devs.Get(ctx, q.tenant.ID, *c.DeveloperID)
+		if err != nil {
+			p.internal(w, r, err)
+			return
+		}
+		m.Developer = &view.DeveloperInfo{Status: d.Status, Verified: d.EmailVerified, CreatedAt: d.CreatedAt}
+	}
 	for _, pl := range plans {
 		names[pl.ID] = pl.Name
 		m.Plans = append(m.Plans, view.Option{Value: pl.ID, Label: pl.Name})
 	}
+	appNames := map[string]string{}
+	for _, a := range apps {
+		appNames[a.ID] = a.Name
+	}
+	subCount := map[string]int{}
+	now := time.Now()
 	// Newest first: the key just issued is at the top.
 	for i := len(keys) - 1; i >= 0; i-- {
 		k := keys[i]
-		m.Keys = append(m.Keys, view.KeyRow{ID: k.ID, Prefix: k.Prefix, Plan: names[k.PlanID], Status: k.Status,
-			CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt})
+		row := view.KeyRow{ID: k.ID, Prefix: k.Prefix, Plan: names[k.PlanID], Status: k.Status,
+			CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt}
+		if k.Status == "active" && !k.Usable(now) {
+			row.Status = "expired"
+		}
+		if k.SubscriptionID != nil {
+			row.SubscriptionID = *k.SubscriptionID
+			if row.Status == "active" {
+				subCount[*k.SubscriptionID]++
+			}
+		}
+		if k.AppID != nil {
+			row.App = appNames[*k.AppID]
+		}
+		m.Keys = append(m.Keys, row)
+	}
+	for _, a := range apps {
+		row := view.AppRow{ID: a.ID, Name: a.Name, Description: a.Description, CreatedAt: a.CreatedAt}
+		for _, s := range subs {
+			if s.AppID == a.ID && s.Live() {
+				row.Subscriptions++
+			}
+		}
+		m.Apps = append(m.Apps, row)
+	}
+	// Newest first, like the keys.
+	for i := len(subs) - 1; i >= 0; i-- {
+		s := subs[i]
+		m.Subscriptions = append(m.Subscriptions, view.SubscriptionRow{ID: s.ID, App: appNames[s.AppID], Plan: names[s.PlanID],
+			Status: s.Status, Keys: subCount[s.ID], CreatedAt: s.CreatedAt, DecidedAt: s.DecidedAt})
 	}
 	p.renderStatus(w, r, status, view.Consumer(m))
 }
@@ -97,7 +154,8 @@ func (p *Portal) consumerUpdate(w http.ResponseWriter, r *http.Request, q *req) 
 	id := r.PathValue("id")
 	f := readForm(w, r)
 	_, err := p.cat.UpdateConsumer(r.Context(), q.user.Actor(), id, func(cur *catalog.ConsumerInput) error {
-		*cur = catalog.ConsumerInput{Name: f.Get("name"), Email: f.Get("email")}
+		// Only the fields this form shows: the status has its own buttons.
+		cur.Name, cur.Email = f.Get("name"), f.Get("email")
 		return nil
 	})
 	if err != nil {
@@ -150,8 +208,23 @@ func (p *Portal) keyRotate(w http.ResponseWriter, r *http.Request, q *req) {
 		p.fail(w, r, q, err)
 		return
 	}
-	if old.Status != "active" {
-		p.redirect(w, r, "/consumers/"+old.ConsumerID, "Only active keys can be rotated.")
+	if !old.Usable(time.Now()) {
+		p.redirect(w, r, "/consumers/"+old.ConsumerID, "Only working keys can be rotated.")
+		return
+	}
+	if old.SubscriptionID != nil {
+		// A developer's key stays in its subscription (and its quota); the
+		// old one stops at once (developers pick an overlap in their portal).
+		rot, err := p.cat.RotateKey(ctx, q.user.Actor(), old.ConsumerID, old.ID, 0)
+		if why, ok := refusal(err); ok {
+			p.redirect(w, r, "/consumers/"+old.ConsumerID, "The key was not rotated: "+why+".")
+			return
+		}
+		if err != nil {
+			p.fail(w, r, q, err)
+			return
+		}
+		p.consumerPage(w, r, q, old.ConsumerID, view.Form{}, blankForm(), rot.Secret, http.StatusOK)
 		return
 	}
 	_, key, err := p.cat.CreateKey(ctx, q.user.Actor(), catalog.KeyInput{ConsumerID: old.ConsumerID, PlanID: old.PlanID})
@@ -178,4 +251,75 @@ func (p *Portal) keyRevoke(w http.ResponseWriter, r *http.Request, q *req) {
 		return
 	}
 	p.redirect(w, r, "/consumers/"+k.ConsumerID, "Key "+k.Prefix+"… revoked. The proxy refuses it within seconds.")
+}
+
+// setConsumerStatus suspends or reinstates a consumer: the records of its
+// keys are re-published, so every worker refuses (403) or accepts them again
+// within seconds. A portal developer is suspended the same way.
+func (p *Portal) setConsumerStatus(w http.ResponseWriter, r *http.Request, q *req, status string) {
+	id := r.PathValue("id")
+	f := readForm(w, r)
+	c, err := p.cat.UpdateConsumer(r.Context(), q.user.Actor(), id, func(in *catalog.ConsumerInput) error {
+		in.Status = status
+		return nil
+	})
+	if err != nil {
+		p.fail(w, r, q, err)
+		return
+	}
+	back := "/consumers/" + c.ID
+	if f.Get("from") == "list" {
+		back = "/consumers"
+	}
+	msg := c.Name + " is suspended: the proxy refuses its keys (403) within seconds, and it cannot subscribe or get keys."
+	if status == catalog.ConsumerActive {
+		msg = c.Name + " is reinstated: its keys work again within seconds."
+	}
+	p.redirect(w, r, back, msg)
+}
+
+func (p *Portal) consumerSuspend(w http.ResponseWriter, r *http.Request, q *req) {
+	p.setConsumerStatus(w, r, q, catalog.ConsumerSuspended)
+}
+
+func (p *Portal) consumerReinstate(w http.ResponseWriter, r *http.Request, q *req) {
+	p.setConsumerStatus(w, r, q, catalog.ConsumerActive)
+}
+
+// setSubscriptionStatus moves one of a consumer's subscriptions to status
+// (from one of from); its keys' records follow on every worker.
+func (p *Portal) setSubscriptionStatus(w http.ResponseWriter, r *http.Request, q *req, status, done string, from ...string) {
+	ctx := r.Context()
+	sub, err := p.cat.GetSubscription(ctx, q.tenant.ID, "", r.PathValue("id"))
+	if err != nil {
+		p.fail(w, r, q, err)
+		return
+	}
+	back := "/consumers/" + sub.ConsumerID
+	_, err = p.cat.SetSubscriptionStatus(ctx, q.user.Actor(), "", sub.ID, status, from...)
+	if why, ok := refusal(err); ok {
+		p.redirect(w, r, back, "Nothing changed: "+why+".")
+		return
+	}
+	if err != nil {
+		p.fail(w, r, q, err)
+		return
+	}
+	p.redirect(w, r, back, done)
+}
+
+func (p *Portal) subscriptionSuspend(w http.ResponseWriter, r *http.Request, q *req) {
+	p.setSubscriptionStatus(w, r, q, catalog.SubSuspended,
+		"Subscription suspended: the proxy refuses its keys within seconds.", catalog.SubActive, catalog.SubPastDue)
+}
+
+func (p *Portal) subscriptionResume(w http.ResponseWriter, r *http.Request, q *req) {
+	p.setSubscriptionStatus(w, r, q, catalog.SubActive, "Subscription active again: its keys work within seconds.",
+		catalog.SubSuspended)
+}
+
+func (p *Portal) subscriptionCancel(w http.ResponseWriter, r *http.Request, q *req) {
+	p.setSubscriptionStatus(w, r, q, catalog.SubCanceled,
+		"Subscription canceled: its keys are refused (403 subscription-canceled) within seconds.",
+		catalog.SubPending, catalog.SubActive, catalog.SubPaymentRequired, catalog.SubPastDue, catalog.SubSuspended)
 }

@@ -112,3 +112,18 @@ func applyError(f *view.Form, err error, known ...string) bool {
 	}
 	return false
 }
+
+// refusal returns the user-facing reason of a change the rules refused (a
+// conflict or a denial, such as a subscription already decided or a
+// suspended consumer); ok is false for any other error.
+func refusal(err error) (reason string, ok bool) {
+	var ce *fault.ConflictError
+	var de *fault.DeniedError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Message, true
+	case errors.As(err, &de):
+		return de.Message, true
+	}
+	return "", false
+}

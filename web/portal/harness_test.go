@@ -28,6 +28,9 @@ import (
 
 var testSecret = []byte("portal-test-secret-0123456789")
 
+// devPortalURL is where the tests' developer portals are (never called).
+func devPortalURL(slug string) string { return "http://" + slug + ".developers.test:8081" }
+
 // env is a running portal on a fresh database.
 type env struct {
 	t    *testing.T
@@ -58,9 +61,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	p, err := portal.New(portal.Options{
 		DB: db, Secret: testSecret, AllowPrivateUpstreams: true,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		ProxyDomain: "gw.test", PublicURL: pub, Mailer: e.sink, SecureCookies: o.secure, DefaultOIDC: o.idp,
-		Redis: o.rdb, Keys: o.keys,
+		Redis: o.rdb, Keys: o.keys, DevPortalURL: devPortalURL,
 		LookupTXT: func(_ context.Context, name string) ([]string, error) {
 			// The test's DNS: every challenge record holds tokens starting "tollgate-verify-".
 			if strings.HasPrefix(name, "_tollgate-challenge.verified.") {
@@ -268,4 +271,12 @@ func (e *env) txt(name string) []string {
 		return nil
 	}
 	return []string{tok}
+}
+
+// testWriter sends the portal's log to the test's log, shown when it fails.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

@@ -3,9 +3,6 @@ package portal_test
 import (
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,16 +20,7 @@ import (
 // recovers. It skips without Chromium, except in CI.
 func TestUpstreamLiveHealthInBrowser(t *testing.T) {
 	t.Parallel()
-	path := "/usr/bin/chromium"
-	if _, err := os.Stat(path); err != nil {
-		if p, lerr := exec.LookPath("chromium"); lerr == nil {
-			path = p
-		} else if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is required in CI: %v", err)
-		} else {
-			t.Skipf("chromium not installed: %v", err)
-		}
-	}
+	ctx := startChromium(t)
 	rdb, keys := storetest.NewRedis(t)
 	e := newEnv(t, envOpts{rdb: rdb, keys: keys})
 	b := e.signup("acme")
@@ -79,19 +67,6 @@ func TestUpstreamLiveHealthInBrowser(t *testing.T) {
 			LastError: "status 503"})
 	}
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1360, 900),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancel)
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -106,20 +81,7 @@ func TestUpstreamLiveHealthInBrowser(t *testing.T) {
 	)
 	publish(true)
 	do("upstreams page", chromedp.Navigate(e.srv.URL+"/upstreams"), chromedp.WaitVisible(chromedp.CSS(`.badge.live-down`)))
-	shoot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join("..", "testdata", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shoot := func(name string) { screenshot(t, ctx, name) }
 	shoot("upstreams-live-health")
 	txt, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#live-health`)))
 	if err != nil {

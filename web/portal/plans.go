@@ -89,7 +89,7 @@ func (p *Portal) plansList(w http.ResponseWriter, r *http.Request, q *req) {
 	m := view.PlansPage{C: q.chrome("Plans", "plans"), HasAPIs: len(opts) > 0}
 	for _, pl := range plans {
 		row := view.PlanRow{ID: pl.ID, Name: pl.Name, Rate: rateText(pl.RateLimit), Price: priceText(pl.Price),
-			Quota: "unlimited"}
+			Quota: "unlimited", Public: pl.Public, ApprovalRequired: pl.ApprovalRequired}
 		if pl.Quota.Requests > 0 {
 			row.Quota = grouped(pl.Quota.Requests) + " / " + pl.Quota.Period
 		}
@@ -113,6 +113,12 @@ func planForm(pl catalog.Plan) view.Form {
 		f.Values.Set("currency", pl.Price.Currency)
 	}
 	f.Values["api_ids"] = pl.APIIDs
+	if pl.Public {
+		f.Values.Set("public", "on")
+	}
+	if pl.ApprovalRequired {
+		f.Values.Set("approval_required", "on")
+	}
 	return f
 }
 
@@ -124,10 +130,12 @@ func planInput(f *view.Form) (catalog.PlanInput, bool) {
 		return n
 	}
 	in := catalog.PlanInput{
-		Name:      f.Get("name"),
-		RateLimit: catalog.RateLimit{Requests: num("rate_limit_requests"), PerSeconds: num("rate_limit_per_seconds")},
-		Quota:     catalog.Quota{Requests: num("quota_requests"), Period: f.Get("quota_period")},
-		APIIDs:    f.Values["api_ids"],
+		Name:             f.Get("name"),
+		RateLimit:        catalog.RateLimit{Requests: num("rate_limit_requests"), PerSeconds: num("rate_limit_per_seconds")},
+		Quota:            catalog.Quota{Requests: num("quota_requests"), Period: f.Get("quota_period")},
+		APIIDs:           f.Values["api_ids"],
+		Public:           f.Get("public") == "on",
+		ApprovalRequired: f.Get("approval_required") == "on",
 	}
 	if in.APIIDs == nil {
 		in.APIIDs = []string{}
@@ -148,7 +156,7 @@ func planInput(f *view.Form) (catalog.PlanInput, bool) {
 	return in, ok
 }
 
-var planFields = []string{"name", "rate_limit_requests", "rate_limit_per_seconds", "quota_requests", "quota_period", "price", "currency", "api_ids"}
+var planFields = []string{"name", "rate_limit_requests", "rate_limit_per_seconds", "quota_requests", "quota_period", "price", "currency", "api_ids", "public", "approval_required"}
 
 func (p *Portal) planPage(w http.ResponseWriter, r *http.Request, q *req, id string, f view.Form, status int) {
 	opts, _, err := p.apiOptions(r, q)
@@ -215,6 +223,7 @@ func (p *Portal) planUpdate(w http.ResponseWriter, r *http.Request, q *req) {
 			cur.Name, cur.APIIDs, cur.Price = in.Name, in.APIIDs, in.Price
 			cur.RateLimit.Requests, cur.RateLimit.PerSeconds = in.RateLimit.Requests, in.RateLimit.PerSeconds
 			cur.Quota.Requests, cur.Quota.Period = in.Quota.Requests, in.Quota.Period
+			cur.Public, cur.ApprovalRequired = in.Public, in.ApprovalRequired
 			return nil
 		})
 	}

@@ -2,7 +2,10 @@
 // a company signs up, defines its APIs, upstreams and plans, issues keys,
 // manages its team and watches its traffic. It holds no business rules: every
 // change goes through the same domain packages as /v1 (services/catalog,
-// tenancy, audit) and the portal's own (accounts, settings, sso).
+// tenancy, audit, settings, developers) and the portal's own (accounts, sso).
+// It also controls the tenant's developer portal: its settings, which APIs
+// and plans it offers, and the queue of developers and subscriptions that
+// wait for the tenant's approval.
 package portal
 
 import (
@@ -24,10 +27,12 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 
 	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/health"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
+	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/web/portal/view"
 	"github.com/tollgate/tollgate/web/static"
 )
@@ -73,6 +78,12 @@ type Options struct {
 	Redis redis.UniversalClient
 	// Keys names the Redis keys (Prefix separates deployments and tests).
 	Keys proxycfg.Keys
+	// DevPortalURL returns the base URL (no trailing slash) of a tenant's
+	// developer portal from its slug: the link tenants see, and the one in
+	// developer mails sent from here (approvals, invitations). Its host
+	// without the slug is also the platform's portal domain, which tenants
+	// cannot claim as a custom domain. If nil, http://<slug>.developers.localhost.
+	DevPortalURL func(slug string) string
 }
 
 // Portal is the tenant portal's HTTP handler.
@@ -80,6 +91,7 @@ type Portal struct {
 	db      *pgxpool.Pool
 	secret  []byte
 	cat     *catalog.Service
+	devs    *developers.Service
 	log     *slog.Logger
 	opts    Options
 	public  *url.URL
@@ -119,12 +131,18 @@ func New(opts Options) (*Portal, error) {
 	if opts.ProxyDomain == "" {
 		opts.ProxyDomain = "localhost"
 	}
+	if opts.DevPortalURL == nil {
+		opts.DevPortalURL = func(slug string) string { return "http://" + slug + ".developers.localhost" }
+	}
 	p := &Portal{
 		db: opts.DB, secret: opts.Secret, log: opts.Logger, opts: opts, public: pub,
 		cat:     catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams),
 		idps:    &sso.Cache{Client: opts.OIDCClient},
 		cookies: newCookieNames(opts.SecureCookies),
 	}
+	// The same account rules as /v1 and the developer portal itself.
+	p.devs = &developers.Service{DB: opts.DB, Catalog: p.cat, Mailer: opts.Mailer, Logger: opts.Logger, Secret: opts.Secret,
+		PortalURL: func(t tenancy.Tenant) string { return p.devPortalURL(t.Slug) }}
 	if opts.Redis != nil {
 		p.health = &health.Reader{Redis: opts.Redis, Keys: opts.Keys}
 	}
@@ -203,9 +221,25 @@ func (p *Portal) routes() *http.ServeMux {
 	get("/consumers/{id}", p.consumerShow)
 	post("/consumers/{id}", roleWrite, p.consumerUpdate)
 	post("/consumers/{id}/delete", roleWrite, p.consumerDelete)
+	post("/consumers/{id}/suspend", roleWrite, p.consumerSuspend)
+	post("/consumers/{id}/reinstate", roleWrite, p.consumerReinstate)
+	post("/subscriptions/{id}/suspend", roleWrite, p.subscriptionSuspend)
+	post("/subscriptions/{id}/resume", roleWrite, p.subscriptionResume)
+	post("/subscriptions/{id}/cancel", roleWrite, p.subscriptionCancel)
 	post("/consumers/{id}/keys", roleWrite, p.keyIssue)
 	post("/keys/{id}/rotate", roleWrite, p.keyRotate)
 	post("/keys/{id}/revoke", roleWrite, p.keyRevoke)
+
+	get("/developer-portal", p.devPortalPage)
+	post("/developer-portal", roleWrite, p.devPortalSave)
+	post("/developer-portal/oidc", roleWrite, p.devPortalOIDC)
+
+	get("/approvals", p.approvals)
+	post("/approvals/invite", roleWrite, p.developerInvite)
+	post("/approvals/developers/{id}/approve", roleWrite, p.developerApprove)
+	post("/approvals/developers/{id}/reject", roleWrite, p.developerReject)
+	post("/approvals/subscriptions/{id}/approve", roleWrite, p.subscriptionApprove)
+	post("/approvals/subscriptions/{id}/reject", roleWrite, p.subscriptionReject)
 
 	get("/team", p.team)
 	post("/team/invites", roleOwner, p.inviteCreate)
@@ -220,6 +254,7 @@ func (p *Portal) routes() *http.ServeMux {
 	get("/audit", p.auditLog)
 
 	get("/settings", p.settingsPage)
+	// The old branding form: its fields now belong to the developer portal's.
 	post("/settings/branding", roleWrite, p.settingsBranding)
 	post("/settings/sso", roleOwner, p.settingsSSO)
 	post("/settings/domains", roleWrite, p.domainAdd)
@@ -260,6 +295,26 @@ func (p *Portal) internal(w http.ResponseWriter, r *http.Request, err error) {
 	p.log.Error("portal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	p.renderStatus(w, r, http.StatusInternalServerError,
 		view.PlainError(http.StatusInternalServerError, "Something went wrong on our side. Please try again."))
+}
+
+// devPortalURL is the base URL of the tenant's developer portal.
+func (p *Portal) devPortalURL(slug string) string {
+	return strings.TrimSuffix(p.opts.DevPortalURL(slug), "/")
+}
+
+// devPortalDomain is the platform's developer portal domain: the host of
+// DevPortalURL without the tenant's label ("" when it cannot be told).
+func (p *Portal) devPortalDomain() string {
+	const probe = "tenant-slug"
+	u, err := url.Parse(p.devPortalURL(probe))
+	if err != nil {
+		return ""
+	}
+	host, ok := strings.CutPrefix(u.Hostname(), probe+".")
+	if !ok {
+		return ""
+	}
+	return host
 }
 
 // absURL makes a link for emails and the OIDC redirect.

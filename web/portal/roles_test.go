@@ -35,8 +35,8 @@ func (e *env) invite(owner *browser, email, role string) *browser {
 }
 
 // mutations lists every mutating route with the ids of seeded objects.
-func mutations(s seeded, userID, inviteID, tokenID, domainID string) []string {
-	return []string{
+func mutations(s seeded, d devSeed, userID, inviteID, tokenID, domainID string) []string {
+	return append([]string{
 		"/apis", "/apis/" + s.api, "/apis/" + s.api + "/delete", "/apis/" + s.api + "/openapi",
 		"/upstreams", "/upstreams/" + s.upstream, "/upstreams/" + s.upstream + "/delete",
 		"/plans", "/plans/" + s.plan, "/plans/" + s.plan + "/delete",
@@ -46,7 +46,7 @@ func mutations(s seeded, userID, inviteID, tokenID, domainID string) []string {
 		"/tokens", "/tokens/" + tokenID + "/revoke",
 		"/settings/branding", "/settings/sso", "/settings/domains", "/settings/domains/" + domainID + "/verify",
 		"/settings/domains/" + domainID + "/delete",
-	}
+	}, devMutations(s, d)...)
 }
 
 func TestViewerCannotChangeAnything(t *testing.T) {
@@ -54,6 +54,7 @@ func TestViewerCannotChangeAnything(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	owner := e.signup("roles")
 	s := owner.seed("http://127.0.0.1:9")
+	d := e.seedDeveloper(owner, "roles", s, "dev@example.com")
 	viewer := e.invite(owner, "viewer@roles.example", accounts.RoleViewer)
 	admin := e.invite(owner, "admin@roles.example", accounts.RoleAdmin)
 
@@ -75,7 +76,7 @@ func TestViewerCannotChangeAnything(t *testing.T) {
 		}
 	}
 
-	for _, path := range mutations(s, userID, inviteID, tokenID, domainID) {
+	for _, path := range mutations(s, d, userID, inviteID, tokenID, domainID) {
 		t.Run("viewer "+path, func(t *testing.T) {
 			viewer.get("/dashboard")
 			p := viewer.post(path, url.Values{"name": {"x"}, "role": {"owner"}, "email": {"x@y.example"}})
@@ -94,15 +95,20 @@ func TestViewerCannotChangeAnything(t *testing.T) {
 
 	// Everything is still there, and viewers read every page.
 	for _, path := range []string{"/dashboard", "/apis", "/apis/" + s.api, "/upstreams", "/upstreams/" + s.upstream, "/plans",
-		"/plans/" + s.plan, "/consumers", "/consumers/" + s.consumer, "/team", "/tokens", "/audit", "/settings"} {
+		"/plans/" + s.plan, "/consumers", "/consumers/" + s.consumer, "/consumers/" + d.consumer, "/team", "/tokens", "/audit", "/settings",
+		"/developer-portal", "/approvals"} {
 		p := viewer.get(path)
 		want(t, p, http.StatusOK, "viewer GET "+path)
 		if strings.Contains(p.body, `class="btn btn-danger"`) {
 			t.Errorf("viewer sees a delete button on %s", path)
 		}
 	}
-	if !strings.Contains(viewer.get("/consumers/"+s.consumer).body, "active") {
+	if !strings.Contains(viewer.get("/consumers/"+s.consumer).body, "status-active") {
 		t.Errorf("the key was changed by a viewer")
+	}
+	// Viewers see the queue but no decision buttons.
+	if q := viewer.get("/approvals").body; !strings.Contains(q, "dev@example.com") || strings.Contains(q, "/approve") {
+		t.Errorf("viewer's approval queue: want the developer without decision buttons")
 	}
 }
 
@@ -124,6 +130,7 @@ func TestOtherTenantsObjectsAreNotFound(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	a := e.signup("tenant-a")
 	s := a.seed("http://127.0.0.1:9")
+	d := e.seedDeveloper(a, "tenant-a", s, "dev@example.com")
 	b := e.signup("tenant-b")
 	a.get("/settings")
 	want(t, a.post("/settings/domains", url.Values{"domain": {"api.a.example"}}), http.StatusSeeOther, "add domain")
@@ -141,7 +148,7 @@ func TestOtherTenantsObjectsAreNotFound(t *testing.T) {
 			want(t, b.get(path), http.StatusNotFound, "tenant b GET "+path)
 		})
 	}
-	for _, path := range mutations(s, userID, inviteID, tokenID, domainID) {
+	for _, path := range mutations(s, d, userID, inviteID, tokenID, domainID) {
 		if !idRE.MatchString(path) {
 			continue // routes without an object id act in the caller's own tenant
 		}

@@ -73,6 +73,9 @@ type req struct {
 	user   accounts.User
 	tenant tenancy.Tenant
 	flash  string
+	// pending counts the developers and subscriptions waiting for the
+	// tenant (the badge of the approval queue in the navigation).
+	pending int
 }
 
 func (q *req) chrome(title, active string) view.Chrome {
@@ -80,7 +83,7 @@ func (q *req) chrome(title, active string) view.Chrome {
 		Title: title, Active: active, UserName: q.user.Name, UserEmail: q.user.Email, Role: q.user.Role,
 		TenantName: q.tenant.Name, TenantSlug: q.tenant.Slug, CSRF: q.sess.CSRF,
 		CanWrite: accounts.CanWrite(q.user.Role), CanManageTeam: accounts.CanManageTeam(q.user.Role),
-		Flash: q.flash,
+		Flash: q.flash, Pending: q.pending,
 	}
 }
 
@@ -135,6 +138,12 @@ func (p *Portal) user(need role, h handler) http.HandlerFunc {
 				q.flash = string(b)
 			}
 			p.setCookie(w, p.cookies.flash, "", -1)
+		}
+		// The badge is a nicety: a failure to count leaves it off.
+		if d, s, err := p.devs.PendingCounts(r.Context(), t.ID); err == nil {
+			q.pending = d + s
+		} else if !errors.Is(err, context.Canceled) {
+			p.log.Warn("portal: count pending approvals", "tenant", t.Slug, "err", err)
 		}
 		h(w, r, q)
 	}

@@ -9,10 +9,11 @@ import (
 	"github.com/tollgate/tollgate/web/portal/view"
 )
 
-// settingsForms are the three forms of the settings page; nil ones are
-// filled from the stored settings.
+// settingsForms are the forms of the settings page; nil ones are filled
+// from the stored settings. (The developer portal's branding has its own
+// page, /developer-portal.)
 type settingsForms struct {
-	domain, branding, sso *view.Form
+	domain, sso *view.Form
 }
 
 func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, sf settingsForms, status int) {
@@ -28,24 +29,17 @@ func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, 
 		return
 	}
 	m := view.SettingsPage{C: q.chrome("Settings", "settings"), ProxyURL: p.proxyURL(q.tenant.Slug),
-		ProxyDomain: p.opts.ProxyDomain, SSOHasSecret: st.OIDC.HasSecret, RedirectURL: p.absURL("/sso/callback", nil)}
+		ProxyDomain: p.opts.ProxyDomain, DevPortalURL: p.devPortalURL(q.tenant.Slug),
+		SSOHasSecret: st.OIDC.HasSecret, RedirectURL: p.absURL("/sso/callback", nil)}
 	for _, d := range domains {
-		m.Domains = append(m.Domains, view.DomainRow{ID: d.ID, Domain: d.Domain, RecordName: d.VerificationName(),
+		m.Domains = append(m.Domains, view.DomainRow{ID: d.ID, Domain: d.Domain, Purpose: d.Purpose, RecordName: d.VerificationName(),
 			Token: d.VerificationToken, Verified: d.VerifiedAt != nil})
 	}
 	if sf.domain != nil {
 		m.DomainForm = *sf.domain
 	} else {
 		m.DomainForm = blankForm()
-	}
-	if sf.branding != nil {
-		m.Branding = *sf.branding
-	} else {
-		m.Branding = blankForm()
-		m.Branding.Values.Set("portal_title", st.Branding.Title)
-		m.Branding.Values.Set("portal_color", st.Branding.Color)
-		m.Branding.Values.Set("portal_logo_url", st.Branding.LogoURL)
-		m.Branding.Values.Set("support_email", st.Branding.SupportEmail)
+		m.DomainForm.Values.Set("purpose", settings.PurposeGateway)
 	}
 	if sf.sso != nil {
 		m.SSO = *sf.sso
@@ -59,22 +53,6 @@ func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, 
 
 func (p *Portal) settingsPage(w http.ResponseWriter, r *http.Request, q *req) {
 	p.renderSettings(w, r, q, settingsForms{}, http.StatusOK)
-}
-
-func (p *Portal) settingsBranding(w http.ResponseWriter, r *http.Request, q *req) {
-	f := readForm(w, r)
-	_, err := settings.SaveBranding(r.Context(), p.db, q.user.Actor(), settings.Branding{
-		Title: f.Get("portal_title"), Color: f.Get("portal_color"), LogoURL: f.Get("portal_logo_url"), SupportEmail: f.Get("support_email"),
-	})
-	if err != nil {
-		if !applyError(&f, err, "portal_title", "portal_color", "portal_logo_url", "support_email") {
-			p.internal(w, r, err)
-			return
-		}
-		p.renderSettings(w, r, q, settingsForms{branding: &f}, http.StatusUnprocessableEntity)
-		return
-	}
-	p.redirect(w, r, "/settings", "Branding saved.")
 }
 
 func (p *Portal) settingsSSO(w http.ResponseWriter, r *http.Request, q *req) {
@@ -95,16 +73,25 @@ func (p *Portal) settingsSSO(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) domainAdd(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	d, err := settings.AddDomain(r.Context(), p.db, q.user.Actor(), f.Get("domain"), p.opts.ProxyDomain)
+	purpose := f.Get("purpose")
+	if purpose == "" {
+		purpose = settings.PurposeGateway
+	}
+	d, err := settings.AddDomainFor(r.Context(), p.db, q.user.Actor(), f.Get("domain"), purpose,
+		p.opts.ProxyDomain, p.devPortalDomain())
 	if err != nil {
-		if !applyError(&f, err, "domain") {
+		if !applyError(&f, err, "domain", "purpose") {
 			p.internal(w, r, err)
 			return
 		}
 		p.renderSettings(w, r, q, settingsForms{domain: &f}, http.StatusUnprocessableEntity)
 		return
 	}
-	p.redirect(w, r, "/settings", "Domain "+d.Domain+" added. Publish its TXT record to verify it.")
+	what := "your APIs"
+	if d.Purpose == settings.PurposePortal {
+		what = "your developer portal"
+	}
+	p.redirect(w, r, "/settings", "Domain "+d.Domain+" added for "+what+". Publish its TXT record to verify it.")
 }
 
 func (p *Portal) domainRemove(w http.ResponseWriter, r *http.Request, q *req) {

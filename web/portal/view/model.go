@@ -24,6 +24,9 @@ type Chrome struct {
 	CanWrite      bool
 	CanManageTeam bool
 	Flash         string
+	// Pending counts the developers and subscriptions waiting for a
+	// decision, shown on the approval queue's navigation entry.
+	Pending int
 }
 
 // Form is a submitted (or blank) form: its values and the errors to show next
@@ -82,9 +85,33 @@ func ago(t time.Time) string {
 	return t.UTC().Format("2 Jan 2006")
 }
 
+// until says when a future moment comes ("in 3 h"), or that it passed.
+func until(t time.Time) string {
+	d := time.Until(t)
+	switch {
+	case d <= 0:
+		return "expired " + ago(t)
+	case d < time.Minute:
+		return "in under a minute"
+	case d < time.Hour:
+		return fmt.Sprintf("in %d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("in %d h", int(d.Hours()))
+	}
+	return "on " + t.UTC().Format("2 Jan 2006")
+}
+
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// countText shows a badge count: above 99 it reads "99+".
+func countText(n int) string {
+	if n > 99 {
+		return "99+"
+	}
+	return strconv.Itoa(n)
+}
 
 // compact formats counts for cards: 1234 -> 1.2k.
 func compact(n int64) string {

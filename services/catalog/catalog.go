@@ -37,6 +37,11 @@ type Service struct {
 	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
 	// ResolveTimeout bounds the resolution of one target host. If zero, 2s.
 	ResolveTimeout time.Duration
+	// BillingURL is the stable Tollgate URL where a developer fixes a
+	// subscription's payment, with {slug} (tenant) and {subscription}; it is
+	// put in the key records of past-due subscriptions, for the workers'
+	// 402 answers. "" leaves it out.
+	BillingURL string
 }
 
 // New returns a Service with the default resolver.

@@ -170,7 +170,7 @@ func (s *Service) UpdateConsumer(ctx context.Context, who audit.Actor, id string
 		}
 		if c.Status != cur.Status {
 			// Workers learn the new state of every key of the consumer.
-			if _, err := requeueKeys(ctx, tx, who.TenantID, `k.consumer_id = $2`, id); err != nil {
+			if _, err := s.requeueKeys(ctx, tx, who.TenantID, `k.consumer_id = $2`, id); err != nil {
 				return err
 			}
 			action := "consumer.suspend"

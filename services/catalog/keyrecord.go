@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -68,21 +70,35 @@ func effectiveRecord(k keyRow, st keyState) proxycfg.KeyRecord {
 }
 
 // keyStateOf reads the consumer's and subscription's state of k in tx.
-func keyStateOf(ctx context.Context, tx pgx.Tx, k keyRow) (keyState, error) {
+func (s *Service) keyStateOf(ctx context.Context, tx pgx.Tx, k keyRow) (keyState, error) {
 	var st keyState
-	err := tx.QueryRow(ctx, `SELECT c.status, coalesce(s.status, '')
-		FROM consumers c LEFT JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = $3
+	var grace *time.Time
+	var slug string
+	err := tx.QueryRow(ctx, `SELECT c.status, coalesce(s.status, ''), s.grace_until, t.slug
+		FROM consumers c JOIN tenants t ON t.id = c.tenant_id
+		LEFT JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = $3
 		WHERE c.tenant_id = $1 AND c.id = $2`, k.TenantID, k.ConsumerID, k.SubscriptionID).
-		Scan(&st.ConsumerStatus, &st.SubscriptionStatus)
+		Scan(&st.ConsumerStatus, &st.SubscriptionStatus, &grace, &slug)
 	if err != nil {
 		return keyState{}, fmt.Errorf("read key state: %w", err)
 	}
+	s.billingState(&st, grace, slug, k.SubscriptionID)
 	return st, nil
 }
 
+// billingState fills the grace period and payment link of a key's state.
+func (s *Service) billingState(st *keyState, grace *time.Time, slug string, subID *string) {
+	if grace != nil {
+		st.GraceUntil = grace.Unix()
+	}
+	if subID != nil && s.BillingURL != "" {
+		st.BillingURL = strings.NewReplacer("{slug}", slug, "{subscription}", *subID).Replace(s.BillingURL)
+	}
+}
+
 // enqueueKey queues the effective record of k for the workers.
-func enqueueKey(ctx context.Context, tx pgx.Tx, k keyRow) error {
-	st, err := keyStateOf(ctx, tx, k)
+func (s *Service) enqueueKey(ctx context.Context, tx pgx.Tx, k keyRow) error {
+	st, err := s.keyStateOf(ctx, tx, k)
 	if err != nil {
 		return err
 	}
@@ -93,11 +109,11 @@ func enqueueKey(ctx context.Context, tx pgx.Tx, k keyRow) error {
 // cond (an SQL condition on the keys table aliased k, with arguments from
 // $2), after a change of their consumer or subscription. It returns how many
 // keys it re-queued.
-func requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond string, args ...any) (int, error) {
+func (s *Service) requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond string, args ...any) (int, error) {
 	rows, err := tx.Query(ctx, `SELECT k.id, k.tenant_id, k.consumer_id, k.plan_id, k.digest, k.prefix, k.status,
 			k.created_at, k.revoked_at, k.subscription_id, k.app_id, k.expires_at, k.replaced_by,
-			c.status, coalesce(s.status, '')
-		FROM keys k JOIN consumers c ON c.id = k.consumer_id
+			c.status, coalesce(s.status, ''), s.grace_until, t.slug
+		FROM keys k JOIN consumers c ON c.id = k.consumer_id JOIN tenants t ON t.id = k.tenant_id
 		LEFT JOIN subscriptions s ON s.id = k.subscription_id
 		WHERE k.tenant_id = $1 AND k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now()) AND `+cond,
 		append([]any{tenantID}, args...)...)
@@ -111,9 +127,12 @@ func requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond string, args ...
 	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (item, error) {
 		var it item
 		k := &it.k
+		var grace *time.Time
+		var slug string
 		err := r.Scan(&k.ID, &k.TenantID, &k.ConsumerID, &k.PlanID, &k.Digest, &k.Prefix, &k.Status, &k.CreatedAt,
 			&k.RevokedAt, &k.SubscriptionID, &k.AppID, &k.ExpiresAt, &k.ReplacedBy,
-			&it.st.ConsumerStatus, &it.st.SubscriptionStatus)
+			&it.st.ConsumerStatus, &it.st.SubscriptionStatus, &grace, &slug)
+		s.billingState(&it.st, grace, slug, k.SubscriptionID)
 		return it, err
 	})
 	if err != nil {

@@ -156,7 +156,7 @@ func (s *Service) CreateKey(ctx context.Context, who audit.Actor, in KeyInput) (
 			"consumer_id": k.ConsumerID, "plan_id": k.PlanID, "prefix": k.Prefix}); err != nil {
 			return err
 		}
-		return enqueueKey(ctx, tx, k)
+		return s.enqueueKey(ctx, tx, k)
 	})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("create key: %w", err)
@@ -197,5 +197,5 @@ func (s *Service) revoke(ctx context.Context, tx pgx.Tx, who audit.Actor, k keyR
 		"consumer_id": k.ConsumerID, "plan_id": k.PlanID, "prefix": k.Prefix}); err != nil {
 		return err
 	}
-	return enqueueKey(ctx, tx, k)
+	return s.enqueueKey(ctx, tx, k)
 }

@@ -1,8 +1,11 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/big"
 	"regexp"
 	"strings"
 	"time"
@@ -74,12 +77,88 @@ type Quota struct {
 	Period   string `json:"period"`
 }
 
-// Price is what a plan costs per billing period, in the currency's minor unit.
+// Price is what a plan costs: a flat amount per billing period, a price per
+// request, or both (DESIGN.md "Billing"). Amounts are in the currency's
+// minor unit, like Stripe's unit_amount and unit_amount_decimal.
 type Price struct {
-	AmountCents int64 `json:"amount_cents"`
+	// AmountCents is the flat recurring amount (JSON "amount"; the older
+	// name "amount_cents" is accepted too).
+	AmountCents int64 `json:"amount"`
 	// Currency is an ISO 4217 code, stored lowercase ("usd").
 	Currency string `json:"currency"`
+	// Interval is the billing period: month (default), year, week or day.
+	Interval string `json:"interval,omitempty"`
+	// PerRequestDecimal is the price of one request in the minor unit as a
+	// decimal string ("0.05" is five hundredths of a cent); "" means none.
+	PerRequestDecimal string `json:"per_request_decimal,omitempty"`
+	// IncludedRequests are free per period before per-request pricing
+	// starts (a graduated price's first tier); every request is still
+	// reported to Stripe.
+	IncludedRequests int64 `json:"included_requests,omitempty"`
+	// centsAlias records that the input named the amount amount_cents, so
+	// that errors name the field the caller sent.
+	centsAlias bool
 }
+
+// priceJSON is Price's wire form, with the amount_cents alias.
+type priceJSON struct {
+	Amount            *int64 `json:"amount"`
+	AmountCents       *int64 `json:"amount_cents"`
+	Currency          string `json:"currency"`
+	Interval          string `json:"interval"`
+	PerRequestDecimal string `json:"per_request_decimal"`
+	IncludedRequests  int64  `json:"included_requests"`
+}
+
+// UnmarshalJSON reads a price, taking amount_cents as an alias of amount,
+// and refuses unknown fields.
+func (p *Price) UnmarshalJSON(b []byte) error {
+	var w priceJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*p = Price{Currency: w.Currency, Interval: w.Interval, PerRequestDecimal: w.PerRequestDecimal,
+		IncludedRequests: w.IncludedRequests}
+	switch {
+	case w.Amount != nil:
+		p.AmountCents = *w.Amount
+	case w.AmountCents != nil:
+		p.AmountCents, p.centsAlias = *w.AmountCents, true
+	}
+	return nil
+}
+
+// MarshalJSON writes a price with both amount and its alias amount_cents.
+func (p Price) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Amount            int64  `json:"amount"`
+		AmountCents       int64  `json:"amount_cents"`
+		Currency          string `json:"currency"`
+		Interval          string `json:"interval"`
+		PerRequestDecimal string `json:"per_request_decimal,omitempty"`
+		IncludedRequests  int64  `json:"included_requests"`
+	}{p.AmountCents, p.AmountCents, p.Currency, p.Interval, p.PerRequestDecimal, p.IncludedRequests})
+}
+
+// PerRequest returns the per-request price as a rational number of minor
+// units, or nil when the price has none.
+func (p Price) PerRequest() *big.Rat {
+	if p.PerRequestDecimal == "" {
+		return nil
+	}
+	r, ok := new(big.Rat).SetString(p.PerRequestDecimal)
+	if !ok || r.Sign() <= 0 {
+		return nil
+	}
+	return r
+}
+
+// Price intervals.
+var priceIntervals = map[string]bool{"day": true, "week": true, "month": true, "year": true}
+
+var decimalRE = regexp.MustCompile(`^[0-9]{1,8}(\.[0-9]{1,12})?$`)
 
 // PlanInput is what a caller may set on a plan.
 type PlanInput struct {
@@ -122,7 +201,9 @@ func (p Plan) Input() PlanInput {
 }
 
 // Priced reports whether subscribing to the plan costs money.
-func (p Plan) Priced() bool { return p.Price != nil && p.Price.AmountCents > 0 }
+func (p Plan) Priced() bool {
+	return p.Price != nil && (p.Price.AmountCents > 0 || p.Price.PerRequest() != nil)
+}
 
 func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput) (PlanInput, error) {
 	v := &fault.ValidationError{}
@@ -152,12 +233,31 @@ func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput
 	if in.Price != nil {
 		p := *in.Price
 		p.Currency = strings.ToLower(p.Currency)
-		if p.AmountCents < 0 {
-			v.Add("price.amount_cents", "must not be negative")
+		if p.AmountCents < 0 || p.AmountCents > 99_999_999 {
+			field := "price.amount"
+			if p.centsAlias {
+				field = "price.amount_cents"
+			}
+			v.Add(field, "must be between 0 and 99999999 (in the currency's minor unit)")
 		}
 		if !currencyRE.MatchString(p.Currency) {
 			v.Add("price.currency", "must be a three-letter ISO 4217 code such as \"usd\"")
 		}
+		if p.Interval == "" {
+			p.Interval = "month"
+		} else if !priceIntervals[p.Interval] {
+			v.Add("price.interval", "must be day, week, month or year")
+		}
+		if p.PerRequestDecimal != "" && !decimalRE.MatchString(p.PerRequestDecimal) {
+			v.Add("price.per_request_decimal", "must be a non-negative decimal such as \"0.05\" (minor units per request, at most 12 decimals)")
+		}
+		if p.IncludedRequests < 0 {
+			v.Add("price.included_requests", "must not be negative")
+		}
+		if p.IncludedRequests > 0 && p.PerRequestDecimal == "" {
+			v.Add("price.included_requests", "only applies to a per-request price")
+		}
+		p.centsAlias = false
 		in.Price = &p
 	}
 	if len(in.APIIDs) > MaxPlanAPIs {
@@ -205,17 +305,22 @@ func normalizePlan(ctx context.Context, q querier, tenantID string, in PlanInput
 
 const planCols = `id, name, rate_limit_requests, rate_limit_per_seconds, quota_requests, quota_period,
 	price_cents, currency, created_at, updated_at, rate_limit_burst, rate_limit_scope, concurrency,
-	public, approval_required`
+	public, approval_required, price_interval, per_request_decimal::text, included_requests`
 
 func scanPlan(row pgx.Row) (Plan, error) {
 	var p Plan
 	var cents *int64
-	var cur *string
+	var cur, perReq *string
+	var interval string
+	var included int64
 	err := row.Scan(&p.ID, &p.Name, &p.RateLimit.Requests, &p.RateLimit.PerSeconds, &p.Quota.Requests,
 		&p.Quota.Period, &cents, &cur, &p.CreatedAt, &p.UpdatedAt, &p.RateLimit.Burst, &p.RateLimit.Scope, &p.Concurrency,
-		&p.Public, &p.ApprovalRequired)
+		&p.Public, &p.ApprovalRequired, &interval, &perReq, &included)
 	if cents != nil && cur != nil {
-		p.Price = &Price{AmountCents: *cents, Currency: *cur}
+		p.Price = &Price{AmountCents: *cents, Currency: *cur, Interval: interval, IncludedRequests: included}
+		if perReq != nil {
+			p.Price.PerRequestDecimal = trimDecimal(*perReq)
+		}
 	}
 	p.APIIDs = []string{}
 	return p, err
@@ -291,11 +396,23 @@ func (s *Service) ListPlans(ctx context.Context, tenantID string, page store.Pag
 	return list, next, nil
 }
 
-func priceArgs(p *Price) (cents, currency any) {
+func priceArgs(p *Price) (cents, currency, interval, perRequest, included any) {
 	if p == nil {
-		return nil, nil
+		return nil, nil, "month", nil, int64(0)
 	}
-	return p.AmountCents, p.Currency
+	var pr any
+	if p.PerRequestDecimal != "" {
+		pr = p.PerRequestDecimal
+	}
+	return p.AmountCents, p.Currency, p.Interval, pr, p.IncludedRequests
+}
+
+// trimDecimal drops the trailing zeros numeric(20,12) pads a decimal with.
+func trimDecimal(d string) string {
+	if strings.Contains(d, ".") {
+		d = strings.TrimRight(strings.TrimRight(d, "0"), ".")
+	}
+	return d
 }
 
 func writePlanAPIs(ctx context.Context, tx pgx.Tx, tenantID, planID string, ids []string) error {
@@ -320,14 +437,15 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 		if err != nil {
 			return err
 		}
-		cents, cur := priceArgs(in.Price)
+		cents, cur, interval, perReq, included := priceArgs(in.Price)
 		p, err = scanPlan(tx.QueryRow(ctx, `INSERT INTO plans (tenant_id, name, rate_limit_requests,
 			rate_limit_per_seconds, quota_requests, quota_period, price_cents, currency,
-			rate_limit_burst, rate_limit_scope, concurrency, public, approval_required)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+planCols,
+			rate_limit_burst, rate_limit_scope, concurrency, public, approval_required,
+			price_interval, per_request_decimal, included_requests)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING `+planCols,
 			who.TenantID, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
 			in.Quota.Period, cents, cur, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency,
-			in.Public, in.ApprovalRequired))
+			in.Public, in.ApprovalRequired, interval, perReq, included))
 		if err != nil {
 			return fmt.Errorf("insert plan: %w", err)
 		}
@@ -363,15 +481,16 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 		if err != nil {
 			return err
 		}
-		cents, currency := priceArgs(in.Price)
+		cents, currency, interval, perReq, included := priceArgs(in.Price)
 		p, err = scanPlan(tx.QueryRow(ctx, `UPDATE plans SET name = $3, rate_limit_requests = $4,
 			rate_limit_per_seconds = $5, quota_requests = $6, quota_period = $7, price_cents = $8, currency = $9,
 			rate_limit_burst = $10, rate_limit_scope = $11, concurrency = $12,
-			public = $13, approval_required = $14,
+			public = $13, approval_required = $14, price_interval = $15, per_request_decimal = $16,
+			included_requests = $17,
 			updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING `+planCols,
 			who.TenantID, id, in.Name, in.RateLimit.Requests, in.RateLimit.PerSeconds, in.Quota.Requests,
 			in.Quota.Period, cents, currency, in.RateLimit.Burst, in.RateLimit.Scope, in.Concurrency,
-			in.Public, in.ApprovalRequired))
+			in.Public, in.ApprovalRequired, interval, perReq, included))
 		if err != nil {
 			return fmt.Errorf("update plan: %w", err)
 		}

@@ -229,7 +229,7 @@ func (s *Service) issueSubscriptionKey(ctx context.Context, tx pgx.Tx, who audit
 		"consumer_id": k.ConsumerID, "plan_id": k.PlanID, "subscription_id": sub.ID, "prefix": k.Prefix}); err != nil {
 		return Key{}, "", err
 	}
-	if err := enqueueKey(ctx, tx, k); err != nil {
+	if err := s.enqueueKey(ctx, tx, k); err != nil {
 		return Key{}, "", err
 	}
 	return k.Key, secret, nil
@@ -364,7 +364,7 @@ func (s *Service) RotateKey(ctx context.Context, who audit.Actor, consumerID, id
 				RETURNING expires_at, replaced_by`, who.TenantID, old.ID, expires, nk.ID).Scan(&old.ExpiresAt, &old.ReplacedBy); err != nil {
 				return fmt.Errorf("expire rotated key: %w", err)
 			}
-			if err := enqueueKey(ctx, tx, old); err != nil {
+			if err := s.enqueueKey(ctx, tx, old); err != nil {
 				return err
 			}
 		} else if _, err := tx.Exec(ctx, `UPDATE keys SET replaced_by = $3 WHERE tenant_id = $1 AND id = $2`,
@@ -447,7 +447,7 @@ func (s *Service) setSubStatus(ctx context.Context, tx pgx.Tx, who audit.Actor, 
 	}
 	// Workers learn the new state of every key (a canceled subscription's
 	// keys answer 403 subscription-canceled from then on).
-	if _, err := requeueKeys(ctx, tx, who.TenantID, `k.subscription_id = $2`, id); err != nil {
+	if _, err := s.requeueKeys(ctx, tx, who.TenantID, `k.subscription_id = $2`, id); err != nil {
 		return Subscription{}, err
 	}
 	if err := audit.Record(ctx, tx, who, "subscription."+status, "subscription", id, map[string]any{

@@ -144,7 +144,11 @@ func buildOpenAPI() obj {
 	apiIn := obj{"name": str(), "slug": str(), "base_path": str(), "upstream_id": obj{"type": "string", "format": "uuid"},
 		"auth": enum("key", "jwt", "none"), "strip_base_path": obj{"type": "boolean", "default": true}, "timeout_ms": integer()}
 	addAPIDataplane(apiIn)
-	price := object(obj{"amount_cents": integer(), "currency": str()})
+	price := object(obj{"amount": obj{"type": "integer", "description": "flat amount per period, in the currency's minor unit"},
+		"amount_cents": obj{"type": "integer", "description": "alias of amount"}, "currency": str(),
+		"interval":            enum("day", "week", "month", "year"),
+		"per_request_decimal": obj{"type": "string", "description": "price of one request in the minor unit, e.g. \"0.05\""},
+		"included_requests":   obj{"type": "integer", "description": "free requests per period before per-request pricing"}})
 	price["nullable"] = true
 	apiIn["rate_limit"] = object(obj{"requests": integer(), "per_seconds": integer(),
 		"burst": obj{"type": "integer", "description": "also at most burst requests per per_seconds*burst/requests; 0 = no cap"}})

@@ -79,16 +79,34 @@ type Record struct {
 	proxycfg.KeyRecord
 	keySubject      string // proxycfg.LimitSubject of ScopeKey
 	consumerSubject string // proxycfg.LimitSubject of ScopeConsumer
+	billingPeriod   string // proxycfg.BillingPeriodID of PeriodStart, "" without one
+	periodStart     time.Time
+	periodEnd       time.Time
 }
 
 // NewRecord derives a Record from kr (for records that do not come from
 // the store, such as those of verified JWTs).
 func NewRecord(kr proxycfg.KeyRecord) *Record {
-	return &Record{
+	r := &Record{
 		KeyRecord:       kr,
 		keySubject:      proxycfg.LimitSubject(proxycfg.ScopeKey, kr.ID, kr.SubscriptionID, kr.ConsumerID, kr.PlanID),
 		consumerSubject: proxycfg.LimitSubject(proxycfg.ScopeConsumer, kr.ID, kr.SubscriptionID, kr.ConsumerID, kr.PlanID),
 	}
+	if kr.PeriodEnd > kr.PeriodStart && kr.PeriodStart > 0 {
+		r.billingPeriod = proxycfg.BillingPeriodID(kr.PeriodStart)
+		r.periodStart, r.periodEnd = time.Unix(kr.PeriodStart, 0), time.Unix(kr.PeriodEnd, 0)
+	}
+	return r
+}
+
+// BillingPeriod returns the quota period of the key's subscription's
+// billing period when now is in it (ok false otherwise: calendar periods
+// apply), without allocating.
+func (r *Record) BillingPeriod(now time.Time) (id string, end time.Time, ok bool) {
+	if r.billingPeriod == "" || now.Before(r.periodStart) || !now.Before(r.periodEnd) {
+		return "", time.Time{}, false
+	}
+	return r.billingPeriod, r.periodEnd, true
 }
 
 // Subject is proxycfg.LimitSubject of the record under a plan's rate-limit

@@ -14,6 +14,8 @@ import (
 // QuotaTaker counts requests against quotas; *ratelimit.Quotas implements it.
 type QuotaTaker interface {
 	Take(ctx context.Context, subject string, q proxycfg.Quota, now time.Time) (ratelimit.QuotaDecision, error)
+	// TakeIn counts in an explicit period: a subscription's billing period.
+	TakeIn(ctx context.Context, subject string, q proxycfg.Quota, period string, end, now time.Time) (ratelimit.QuotaDecision, error)
 }
 
 // ConcurrencyLimiter holds in-flight slots; *ratelimit.Concurrency
@@ -112,7 +114,13 @@ func (p *Pipeline) throttle(ctx context.Context, api *API, plan *Plan, rec *keya
 		d.Throttle.Slot = slot
 	}
 	if plan.Quota.Requests > 0 && p.Quotas != nil {
-		qd, err := p.Quotas.Take(ctx, subject, plan.Quota, now)
+		var qd ratelimit.QuotaDecision
+		var err error
+		if id, end, ok := rec.BillingPeriod(now); ok {
+			qd, err = p.Quotas.TakeIn(ctx, subject, plan.Quota, id, end, now)
+		} else {
+			qd, err = p.Quotas.Take(ctx, subject, plan.Quota, now)
+		}
 		if err != nil {
 			d.Throttle.Slot.Release()
 			d.Throttle.Slot = ratelimit.Slot{}

@@ -269,6 +269,12 @@ type KeyRecord struct {
 	// payment is fixed; the 402 of a KeyPastDue key carries it as
 	// billing_url. Workers never call the payment provider.
 	BillingURL string `json:"billing_url,omitempty"`
+	// PeriodStart and PeriodEnd (unix seconds) are the subscription's
+	// billing period: while now is in it, the plan's quota counts in this
+	// period instead of the calendar day or month, so a plan change (same
+	// subscription) does not reset it. Zero: calendar periods.
+	PeriodStart int64 `json:"period_start,omitempty"`
+	PeriodEnd   int64 `json:"period_end,omitempty"`
 }
 
 // Digest is the HMAC-SHA256 of an API key under the server secret, hex encoded.

@@ -1,6 +1,9 @@
 package proxycfg
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Usage metering crosses from the workers to the control plane as entries of
 // one Redis stream (Keys.UsageStream). Each entry carries, in its field
@@ -107,3 +110,7 @@ func LimitSubject(scope, keyID, subscriptionID, consumerID, planID string) strin
 	}
 	return keyID
 }
+
+// BillingPeriodID names the quota period of a subscription's billing period
+// starting at start (unix seconds), beside QuotaPeriod's calendar ids.
+func BillingPeriodID(start int64) string { return "b" + strconv.FormatInt(start, 10) }

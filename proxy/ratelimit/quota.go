@@ -136,7 +136,12 @@ func (q *Quotas) bucket(k quotaKey) *quotaBucket {
 // period containing now.
 func (q *Quotas) Take(ctx context.Context, subject string, qt proxycfg.Quota, now time.Time) (QuotaDecision, error) {
 	p := q.period(qt.Period, now)
-	period, end := p.id, p.end
+	return q.TakeIn(ctx, subject, qt, p.id, p.end, now)
+}
+
+// TakeIn is Take in an explicit period (id and end), such as a
+// subscription's billing period (proxycfg.BillingPeriodID).
+func (q *Quotas) TakeIn(ctx context.Context, subject string, qt proxycfg.Quota, period string, end, now time.Time) (QuotaDecision, error) {
 	reset := end.Sub(now)
 	b := q.bucket(quotaKey{subject, period, qt.Requests})
 	r := q.r

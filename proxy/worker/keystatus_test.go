@@ -156,6 +156,14 @@ func TestSubscriptionSharesLimits(t *testing.T) {
 		testredis.PutKey(t, e.rdb, e.keys, secret, k.key,
 			acmeKey("k-"+k.key, k.plan, func(r *proxycfg.KeyRecord) { r.SubscriptionID = k.sub }))
 	}
+	// A subscription with a billing period: its quota counts in that period,
+	// whatever the plan's calendar period.
+	periodStart := time.Now().Add(-time.Hour).Unix()
+	for _, k := range []string{"billed-a", "billed-b"} {
+		testredis.PutKey(t, e.rdb, e.keys, secret, k, acmeKey("k-"+k, "p-quota", func(r *proxycfg.KeyRecord) {
+			r.SubscriptionID, r.PeriodStart, r.PeriodEnd = "sub-b", periodStart, time.Now().Add(time.Hour).Unix()
+		}))
+	}
 	r := e.start(t, true)
 	r.waitReady(t, 1)
 
@@ -173,6 +181,19 @@ func TestSubscriptionSharesLimits(t *testing.T) {
 		}
 		if res := r.do(t, "acme.localhost", "/a/x", key("quota-other")); res.status != 200 {
 			t.Fatalf("another subscription: %d %s", res.status, res.body)
+		}
+	})
+
+	t.Run("billing period quota", func(t *testing.T) {
+		for i, k := range []string{"billed-a", "billed-b", "billed-a"} {
+			if res := r.do(t, "acme.localhost", "/a/x", key(k)); res.status != 200 {
+				t.Fatalf("request %d (%s): %d %s", i, k, res.status, res.body)
+			}
+		}
+		wantProblem(t, r.do(t, "acme.localhost", "/a/x", key("billed-b")), problem.QuotaExceeded)
+		used, err := e.rdb.Get(t.Context(), e.keys.Quota("s/sub-b", proxycfg.BillingPeriodID(periodStart))).Int64()
+		if err != nil || used != 3 {
+			t.Fatalf("billing-period counter %d (%v), want 3", used, err)
 		}
 	})
 

@@ -28,6 +28,9 @@ type keyState struct {
 	// set by billing.
 	GraceUntil int64
 	BillingURL string
+	// PeriodStart and PeriodEnd (unix) are the subscription's billing
+	// period, in which its quota counts (0: calendar periods).
+	PeriodStart, PeriodEnd int64
 }
 
 // effectiveRecord composes the record workers enforce.
@@ -40,6 +43,7 @@ func effectiveRecord(k keyRow, st keyState) proxycfg.KeyRecord {
 	if k.ExpiresAt != nil {
 		rec.ExpiresAt = k.ExpiresAt.Unix()
 	}
+	rec.PeriodStart, rec.PeriodEnd = st.PeriodStart, st.PeriodEnd
 	if k.Status != proxycfg.KeyActive {
 		rec.Status = proxycfg.KeyRevoked
 		return rec
@@ -72,24 +76,28 @@ func effectiveRecord(k keyRow, st keyState) proxycfg.KeyRecord {
 // keyStateOf reads the consumer's and subscription's state of k in tx.
 func (s *Service) keyStateOf(ctx context.Context, tx pgx.Tx, k keyRow) (keyState, error) {
 	var st keyState
-	var grace *time.Time
+	var grace, ps, pe *time.Time
 	var slug string
-	err := tx.QueryRow(ctx, `SELECT c.status, coalesce(s.status, ''), s.grace_until, t.slug
+	err := tx.QueryRow(ctx, `SELECT c.status, coalesce(s.status, ''), s.grace_until, t.slug,
+			s.current_period_start, s.current_period_end
 		FROM consumers c JOIN tenants t ON t.id = c.tenant_id
 		LEFT JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = $3
 		WHERE c.tenant_id = $1 AND c.id = $2`, k.TenantID, k.ConsumerID, k.SubscriptionID).
-		Scan(&st.ConsumerStatus, &st.SubscriptionStatus, &grace, &slug)
+		Scan(&st.ConsumerStatus, &st.SubscriptionStatus, &grace, &slug, &ps, &pe)
 	if err != nil {
 		return keyState{}, fmt.Errorf("read key state: %w", err)
 	}
-	s.billingState(&st, grace, slug, k.SubscriptionID)
+	s.billingState(&st, grace, ps, pe, slug, k.SubscriptionID)
 	return st, nil
 }
 
 // billingState fills the grace period and payment link of a key's state.
-func (s *Service) billingState(st *keyState, grace *time.Time, slug string, subID *string) {
+func (s *Service) billingState(st *keyState, grace, periodStart, periodEnd *time.Time, slug string, subID *string) {
 	if grace != nil {
 		st.GraceUntil = grace.Unix()
+	}
+	if periodStart != nil && periodEnd != nil && periodEnd.After(*periodStart) {
+		st.PeriodStart, st.PeriodEnd = periodStart.Unix(), periodEnd.Unix()
 	}
 	if subID != nil && s.BillingURL != "" {
 		st.BillingURL = strings.NewReplacer("{slug}", slug, "{subscription}", *subID).Replace(s.BillingURL)
@@ -112,7 +120,7 @@ func (s *Service) enqueueKey(ctx context.Context, tx pgx.Tx, k keyRow) error {
 func (s *Service) requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond string, args ...any) (int, error) {
 	rows, err := tx.Query(ctx, `SELECT k.id, k.tenant_id, k.consumer_id, k.plan_id, k.digest, k.prefix, k.status,
 			k.created_at, k.revoked_at, k.subscription_id, k.app_id, k.expires_at, k.replaced_by,
-			c.status, coalesce(s.status, ''), s.grace_until, t.slug
+			c.status, coalesce(s.status, ''), s.grace_until, t.slug, s.current_period_start, s.current_period_end
 		FROM keys k JOIN consumers c ON c.id = k.consumer_id JOIN tenants t ON t.id = k.tenant_id
 		LEFT JOIN subscriptions s ON s.id = k.subscription_id
 		WHERE k.tenant_id = $1 AND k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now()) AND `+cond,
@@ -127,12 +135,12 @@ func (s *Service) requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond str
 	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (item, error) {
 		var it item
 		k := &it.k
-		var grace *time.Time
+		var grace, ps, pe *time.Time
 		var slug string
 		err := r.Scan(&k.ID, &k.TenantID, &k.ConsumerID, &k.PlanID, &k.Digest, &k.Prefix, &k.Status, &k.CreatedAt,
 			&k.RevokedAt, &k.SubscriptionID, &k.AppID, &k.ExpiresAt, &k.ReplacedBy,
-			&it.st.ConsumerStatus, &it.st.SubscriptionStatus, &grace, &slug)
-		s.billingState(&it.st, grace, slug, k.SubscriptionID)
+			&it.st.ConsumerStatus, &it.st.SubscriptionStatus, &grace, &slug, &ps, &pe)
+		s.billingState(&it.st, grace, ps, pe, slug, k.SubscriptionID)
 		return it, err
 	})
 	if err != nil {

@@ -44,10 +44,12 @@ func QuotaOf(ctx context.Context, db *pgxpool.Pool, rdb redis.UniversalClient, k
 	}
 	var q KeyQuota
 	var consumerID, subscriptionID string
+	var ps, pe *time.Time
 	err := db.QueryRow(ctx, `SELECT k.id::text, k.consumer_id::text, coalesce(k.subscription_id::text, ''), p.id::text,
-		p.rate_limit_scope, p.quota_requests, p.quota_period FROM keys k JOIN plans p ON p.id = k.plan_id
+		p.rate_limit_scope, p.quota_requests, p.quota_period, s.current_period_start, s.current_period_end
+		FROM keys k JOIN plans p ON p.id = k.plan_id LEFT JOIN subscriptions s ON s.id = k.subscription_id
 		WHERE k.tenant_id = $1 AND k.id = $2`, tenantID, keyID).
-		Scan(&q.KeyID, &consumerID, &subscriptionID, &q.PlanID, &q.Scope, &q.Limit, &q.Period)
+		Scan(&q.KeyID, &consumerID, &subscriptionID, &q.PlanID, &q.Scope, &q.Limit, &q.Period, &ps, &pe)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyQuota{}, fmt.Errorf("key quota: %w", fault.ErrNotFound)
 	}
@@ -56,6 +58,10 @@ func QuotaOf(ctx context.Context, db *pgxpool.Pool, rdb redis.UniversalClient, k
 	}
 	var id string
 	id, q.PeriodStart, q.PeriodEnd = proxycfg.QuotaPeriod(q.Period, now)
+	if ps != nil && pe != nil && !now.Before(*ps) && now.Before(*pe) {
+		// The subscription's billing period, as the workers count it.
+		id, q.PeriodStart, q.PeriodEnd = proxycfg.BillingPeriodID(ps.Unix()), ps.UTC(), pe.UTC()
+	}
 	if q.Limit == 0 {
 		return q, nil
 	}

@@ -188,7 +188,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.notFound(w, r)
 		return
 	}
-	p.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tenantKey, t)))
+	withGzip(w, r.WithContext(context.WithValue(r.Context(), tenantKey, t)), p.mux)
 }
 
 func (p *Portal) resolve(ctx context.Context, host string) (tenancy.Tenant, error) {

@@ -270,9 +270,6 @@ func (pg *pages) forbidden(w http.ResponseWriter, r *http.Request, q *pageReq) {
 // reach the developer.
 func (pg *pages) internal(w http.ResponseWriter, r *http.Request, q *pageReq, err error) {
 	pg.p.log.Error("devportal: page failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	if q.portal.DisplayName == "" && q.tenant.Name == "" {
-		q.tenant = tenantOf(r)
-	}
 	pg.errorPage(w, r, q, http.StatusInternalServerError, "Something went wrong",
 		"Something went wrong on our side. Please try again in a moment.")
 }

@@ -107,20 +107,11 @@ func pageAuthMode(auth string) string {
 	return docs.AuthKey
 }
 
-// publishedAPI finds a published API of the tenant by id or slug.
-func (pg *pages) publishedAPI(ctx context.Context, tenantID, ref string) (catalog.API, error) {
-	if store.ValidID(ref) {
-		a, err := pg.p.opts.Catalog.GetPublishedAPI(ctx, tenantID, ref)
-		if err == nil || !errors.Is(err, fault.ErrNotFound) {
-			return a, err
-		}
-	}
-	apis, err := pg.p.opts.Catalog.ListPublishedAPIs(ctx, tenantID)
-	if err != nil {
-		return catalog.API{}, err
-	}
+// pagePublishedAPI finds a published API by id or slug in the tenant's
+// published APIs.
+func pagePublishedAPI(apis []catalog.API, ref string) (catalog.API, error) {
 	for _, a := range apis {
-		if strings.EqualFold(a.Slug, ref) {
+		if a.ID == ref || strings.EqualFold(a.Slug, ref) {
 			return a, nil
 		}
 	}
@@ -180,15 +171,15 @@ func pageKeyLike(k string) bool {
 // samples and the console.
 func (pg *pages) apiModel(r *http.Request, q *pageReq, key string) (view.APIPage, error) {
 	ctx := r.Context()
-	a, err := pg.publishedAPI(ctx, q.tenant.ID, r.PathValue("ref"))
+	apis, err := pg.p.opts.Catalog.ListPublishedAPIs(ctx, q.tenant.ID)
+	if err != nil {
+		return view.APIPage{}, err
+	}
+	a, err := pagePublishedAPI(apis, r.PathValue("ref"))
 	if err != nil {
 		return view.APIPage{}, err
 	}
 	plans, err := pg.p.opts.Catalog.ListPublicPlans(ctx, q.tenant.ID)
-	if err != nil {
-		return view.APIPage{}, err
-	}
-	apis, err := pg.p.opts.Catalog.ListPublishedAPIs(ctx, q.tenant.ID)
 	if err != nil {
 		return view.APIPage{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -432,4 +433,46 @@ func TestPageErrors(t *testing.T) {
 	// An open redirect is not possible through next.
 	ac, _ := e.pageSignedIn("acme", "next@example.com", true)
 	ac.page("GET", "/login?next=//evil.example/x", nil).redirectsTo(t, "/apps")
+}
+
+// TestPageNoInlineCode: the pages work under the portal's CSP (no inline
+// script or style): every script has a src, no element has a style
+// attribute or an event handler.
+func TestPageNoInlineCode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	f := e.tenants["acme"]
+	c, _ := e.pageSignedIn("acme", "csp@example.com", true)
+	appID := c.pageNewApp("Strict")
+	keyPage := c.pageSubscribe(appID, f.FreePlan.ID).must(t, 200)
+	handler := regexp.MustCompile(`\son[a-z]+\s*=`)
+	check := func(r pageResp) {
+		t.Helper()
+		if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") ||
+			!strings.Contains(csp, "style-src 'self'") {
+			t.Errorf("%s: CSP %q", r.Request.URL.Path, csp)
+		}
+		for rest := r.body; ; {
+			i := strings.Index(rest, "<script")
+			if i < 0 {
+				break
+			}
+			end := strings.Index(rest[i:], ">")
+			if !strings.Contains(rest[i:i+end], "src=") {
+				t.Errorf("%s: inline script", r.Request.URL.Path)
+			}
+			rest = rest[i+end:]
+		}
+		if strings.Contains(r.body, ` style=`) || handler.MatchString(r.body) {
+			t.Errorf("%s: inline style or event handler", r.Request.URL.Path)
+		}
+	}
+	check(keyPage)
+	for _, path := range []string{"/", "/apis", "/apis/pets", "/apps", "/apps/" + appID, "/usage", "/nowhere"} {
+		check(c.page("GET", path, nil))
+	}
+	anon := e.client("acme")
+	for _, path := range []string{"/signup", "/login", "/forgot", "/reset?token=x", "/verify?token=x", "/signup/sent"} {
+		check(anon.page("GET", path, nil).must(t, 200))
+	}
 }

@@ -42,13 +42,13 @@ type apiAPIView struct {
 	PlanIDs []string `json:"plan_ids"`
 }
 
-func (p *Portal) apiViewAPI(ctx context.Context, t tenancy.Tenant, a catalog.API, plans []catalog.Plan) (apiAPIView, error) {
+// apiViewAPI builds the view of a; versions holds the document version of
+// every API of the tenant that has one (DocumentVersions), so that a list
+// does not load every document.
+func (p *Portal) apiViewAPI(t tenancy.Tenant, a catalog.API, plans []catalog.Plan, versions map[string]string) (apiAPIView, error) {
 	v := apiAPIView{ID: a.ID, Name: a.Name, Slug: a.Slug, BasePath: a.BasePath, URL: p.apiURL(t, a), Auth: a.Auth,
 		SDKs: map[string]string{}, PlanIDs: []string{}}
-	_, version, _, ok, err := p.opts.Catalog.GetOpenAPIDocument(ctx, t.ID, a.ID)
-	if err != nil {
-		return apiAPIView{}, err
-	}
+	version, ok := versions[a.ID]
 	if ok {
 		doc := "/api/apis/" + a.ID + "/openapi.json"
 		v.HasDocument, v.Version, v.DocumentURL = true, version, &doc
@@ -79,9 +79,13 @@ func (p *Portal) apiListAPIs(w http.ResponseWriter, r *http.Request, c *apiCall)
 	if err != nil {
 		return err
 	}
+	versions, err := p.opts.Catalog.DocumentVersions(ctx, c.tenant.ID)
+	if err != nil {
+		return err
+	}
 	out := make([]apiAPIView, 0, len(list))
 	for _, a := range list {
-		v, err := p.apiViewAPI(ctx, c.tenant, a, plans)
+		v, err := p.apiViewAPI(c.tenant, a, plans, versions)
 		if err != nil {
 			return err
 		}
@@ -100,7 +104,11 @@ func (p *Portal) apiGetAPI(w http.ResponseWriter, r *http.Request, c *apiCall) e
 	if err != nil {
 		return err
 	}
-	v, err := p.apiViewAPI(ctx, c.tenant, a, plans)
+	versions, err := p.opts.Catalog.DocumentVersions(ctx, c.tenant.ID)
+	if err != nil {
+		return err
+	}
+	v, err := p.apiViewAPI(c.tenant, a, plans, versions)
 	if err != nil {
 		return err
 	}

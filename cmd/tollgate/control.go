@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/billing"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/mgmtapi"
@@ -40,6 +41,11 @@ type controlDeps struct {
 	Developers *developers.Service
 	// ControlHost is the control plane's public host name (TOLLGATE_PUBLIC_URL).
 	ControlHost string
+	// Billing is Stripe billing (nil Stripe client: off); nil mounts none
+	// of its routes.
+	Billing *billing.Service
+	// PublicURL is the control plane's external URL (links in key records).
+	PublicURL string
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
@@ -58,6 +64,9 @@ func controlMux(d controlDeps) http.Handler {
 		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger, Redis: d.Redis, Keys: d.Keys,
 		Developers: d.Developers,
 	}))
+	if d.Billing != nil {
+		mountBilling(mux, d)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -89,6 +98,7 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	}
 	pub := publish.New(publish.Options{
 		DB: d.DB, Redis: d.Redis, Keys: d.Keys, Logger: d.Logger, PollInterval: d.PollInterval,
+		BillingURL: billingLink(d),
 	})
 	agg, err := usagesvc.NewAggregator(usagesvc.AggregatorOptions{DB: d.DB, Redis: d.Redis, Keys: d.Keys,
 		Logger: d.Logger.With("component", "usage")})
@@ -100,6 +110,11 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	var wg sync.WaitGroup
 	// The usage aggregator only returns when ctx ends; it retries failures.
 	wg.Go(func() { _ = agg.Run(ctx) })
+	if d.Billing.Enabled() {
+		// Stripe work (plan products and prices) from the billing outbox.
+		runner := &billing.Runner{Billing: d.Billing}
+		wg.Go(func() { _ = runner.Run(ctx) })
+	}
 	errs := make(chan error, 2)
 	wg.Add(2)
 	go func() {
@@ -154,7 +169,12 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		ln.Close()
 		return err
 	}
-	dp, devs, err := newDevPortal(cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil)
+	bill, err := newBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	dp, devs, err := newDevPortal(cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil, bill)
 	if err != nil {
 		ln.Close()
 		return err
@@ -162,6 +182,15 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 	return serveControl(ctx, controlDeps{
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
 		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web, DevPortal: dp, Developers: devs,
-		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())),
+		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())), Billing: bill,
+		PublicURL: cfg.publicURL(ln.Addr().String()),
 	}, ln)
+}
+
+// billingLink is the stable payment link of past-due keys' 402 answers.
+func billingLink(d controlDeps) string {
+	if d.Billing == nil || d.PublicURL == "" {
+		return ""
+	}
+	return d.PublicURL + "/billing/subscriptions/{subscription}"
 }

@@ -148,7 +148,13 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		// The port actually bound (the configured one may be :0).
 		cfg.ProxyPublicURL = "http://{slug}." + cfg.ProxyDomain + ":" + portOf(trafficLn.Addr())
 	}
-	if deps.DevPortal, deps.Developers, err = newDevPortal(cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink); err != nil {
+	if deps.Billing, err = newBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log); err != nil {
+		controlLn.Close()
+		trafficLn.Close()
+		return err
+	}
+	deps.PublicURL = cfg.publicURL(controlLn.Addr().String())
+	if deps.DevPortal, deps.Developers, err = newDevPortal(cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink, deps.Billing); err != nil {
 		controlLn.Close()
 		trafficLn.Close()
 		return err

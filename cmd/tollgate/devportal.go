@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/billing"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
@@ -58,7 +59,7 @@ func (c config) gatewayDial() string {
 // newDevPortal builds the developer portals and the developer account
 // service they share with /v1 and the tenant portal.
 func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys proxycfg.Keys, log *slog.Logger,
-	controlAddr string, devSink *mail.Sink) (*devportal.Portal, *developers.Service, error) {
+	controlAddr string, devSink *mail.Sink, bill *billing.Service) (*devportal.Portal, *developers.Service, error) {
 	mailer, _, err := newMailer(cfg, slog.New(slog.DiscardHandler), devSink)
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +77,7 @@ func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys 
 		Usage: usagesvc.Reader{DB: db, Redis: rdb, Keys: keys}, SDKs: &sdk.Generator{},
 		Domain: cfg.PortalDomain, GatewayURL: cfg.gatewayURL(), GatewayDial: cfg.gatewayDial(),
 		Secure: strings.HasPrefix(pub, "https://"), Port: port, Logger: log.With("component", "devportal"),
-		Secret: cfg.Secret,
+		Secret: cfg.Secret, Billing: billingOf(bill),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -117,4 +118,12 @@ func hostOfURL(raw string) string {
 		return ""
 	}
 	return u.Hostname()
+}
+
+// billingOf is bill as the portal's Billing, nil when billing is off.
+func billingOf(bill *billing.Service) devportal.Billing {
+	if !bill.Enabled() {
+		return nil
+	}
+	return bill
 }

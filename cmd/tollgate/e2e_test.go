@@ -70,7 +70,7 @@ func startPlatform(t *testing.T) *platform {
 	p.smtp = mailtest.New(t)
 	cfg := config{Secret: secret, AllowPrivate: true, SMTPURL: p.smtp.URL(), ProxyDomain: "localhost",
 		PortalDomain: "developers.localhost", ProxyPublicURL: "http://{slug}.localhost:" + portOf(traffic[0].Addr())}
-	dp, devs, err := newDevPortal(cfg, db, rdb, keys, log, controlLn.Addr().String(), nil)
+	dp, devs, err := newDevPortal(cfg, db, rdb, keys, log, controlLn.Addr().String(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

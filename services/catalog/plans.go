@@ -456,6 +456,9 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 		if err := audit.Record(ctx, tx, who, "plan.create", "plan", p.ID, p.Input()); err != nil {
 			return err
 		}
+		if err := EnqueuePlanSync(ctx, tx, who.TenantID, p.ID); err != nil {
+			return err
+		}
 		return publish.MarkChanged(ctx, tx)
 	})
 	if err != nil {
@@ -502,6 +505,9 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 			map[string]any{"before": cur.Input(), "after": p.Input()}); err != nil {
 			return err
 		}
+		if err := EnqueuePlanSync(ctx, tx, who.TenantID, p.ID); err != nil {
+			return err
+		}
 		return publish.MarkChanged(ctx, tx)
 	})
 	if err != nil {
@@ -524,6 +530,11 @@ func (s *Service) DeletePlan(ctx context.Context, who audit.Actor, id string) er
 		}
 		if active > 0 {
 			return fault.Conflict("", "plan has %d active keys; revoke them first", active)
+		}
+		// The plan's Stripe Product and Prices are archived; the cascade
+		// below drops the rows that name them.
+		if err := EnqueuePlanArchive(ctx, tx, who.TenantID, id); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM plans WHERE tenant_id = $1 AND id = $2`, who.TenantID, id); err != nil {
 			return fmt.Errorf("delete plan: %w", err)

@@ -378,3 +378,32 @@ func addDevPortalOpenAPI(paths, schemas obj) {
 		props["expires_at"] = obj{"type": "string", "format": "date-time", "nullable": true}
 	}
 }
+
+// addBillingOpenAPI documents billing's /v1 routes (served by billing/,
+// mounted beside this API by the control plane).
+func addBillingOpenAPI(paths, schemas obj) {
+	ts := obj{"type": "string", "format": "date-time", "nullable": true}
+	schemas["BillingConnection"] = object(obj{"enabled": obj{"type": "boolean", "description": "billing is on for the platform"},
+		"connected": obj{"type": "boolean"}, "account_id": obj{"type": "string", "nullable": true},
+		"grace_period_seconds": integer(), "livemode": obj{"type": "boolean"}, "connected_at": ts, "deauthorized_at": ts,
+		"platform_fee_percent": obj{"type": "number"}})
+	schemas["BillingConnectInput"] = object(obj{"account_id": obj{"type": "string", "description": "the tenant's connected account, acct_…"},
+		"grace_period_seconds": obj{"type": "integer", "minimum": 0, "maximum": 2592000, "default": 259200}})
+	schemas["BillingOnboardInput"] = object(obj{"type": enum("express", "standard"), "country": str(),
+		"email": obj{"type": "string", "format": "email"}, "return_url": obj{"type": "string", "format": "uri"},
+		"refresh_url": obj{"type": "string", "format": "uri"}})
+	paths["/v1/billing/stripe"] = obj{
+		"get": op("The tenant's Stripe connection", "200", okResp(ref("BillingConnection")), nil),
+		"put": op("Connect an existing Stripe account (Connect) and set the grace period of failed payments", "200",
+			okResp(ref("BillingConnection")), obj{"requestBody": jsonBody(ref("BillingConnectInput"))}),
+	}
+	paths["/v1/billing/stripe/onboarding"] = obj{"post": op("Create a connected account and an onboarding link", "201",
+		createdResp(object(obj{"account_id": str(), "url": obj{"type": "string", "format": "uri"},
+			"expires_at": obj{"type": "string", "format": "date-time"}})),
+		obj{"requestBody": jsonBody(ref("BillingOnboardInput"))})}
+}
+
+// ExternalRoutes are the /v1 routes this document describes that other
+// packages serve (billing's), as "METHOD /path"; a test in cmd checks them
+// against what the control plane mounts.
+var ExternalRoutes = []string{"GET /v1/billing/stripe", "PUT /v1/billing/stripe", "POST /v1/billing/stripe/onboarding"}

@@ -218,6 +218,7 @@ func buildOpenAPI() obj {
 			"action": str(), "resource_type": str(), "resource_id": str(), "data": obj{"type": "object"}, "at": ts}),
 	}
 	addDevPortalOpenAPI(paths, schemas)
+	addBillingOpenAPI(paths, schemas)
 	return obj{
 		"openapi": "3.0.3",
 		"info": obj{"title": "Tollgate management API", "version": "1",

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,23 +53,30 @@ type Options struct {
 	// notification, and how long a standby replica waits between attempts to
 	// take the publisher lock. If zero, 1s.
 	PollInterval time.Duration
+	// BillingURL is the stable payment link put in the records of
+	// subscription keys, with {subscription} for the subscription's id
+	// (e.g. https://api.example.com/billing/subscriptions/{subscription}).
+	// "" leaves records as the catalog made them.
+	BillingURL string
 }
 
 // Publisher copies the compiled config and key records to Redis. Any number of
 // control-plane replicas may run one: a Postgres advisory lock lets exactly one
 // publish at a time, and the others take over when it goes away.
 type Publisher struct {
-	db        *pgxpool.Pool
-	rdb       redis.UniversalClient
-	keys      proxycfg.Keys
-	log       *slog.Logger
-	poll      time.Duration
-	lastPrune time.Time
+	db         *pgxpool.Pool
+	rdb        redis.UniversalClient
+	keys       proxycfg.Keys
+	log        *slog.Logger
+	poll       time.Duration
+	lastPrune  time.Time
+	billingURL string
 }
 
 // New returns a Publisher; it does nothing until Run.
 func New(opts Options) *Publisher {
-	p := &Publisher{db: opts.DB, rdb: opts.Redis, keys: opts.Keys, log: opts.Logger, poll: opts.PollInterval}
+	p := &Publisher{db: opts.DB, rdb: opts.Redis, keys: opts.Keys, log: opts.Logger, poll: opts.PollInterval,
+		billingURL: opts.BillingURL}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -255,7 +263,17 @@ func (p *Publisher) writeRecords(ctx context.Context, digests []string, records 
 		case rec.ExpiresAt > 0:
 			ttl = max(time.Until(time.Unix(rec.ExpiresAt, 0)), 0) + RevokedKeyTTL
 		}
-		pipe.Set(ctx, p.keys.Key(d), records[i], ttl)
+		raw := records[i]
+		if rec.SubscriptionID != "" && rec.BillingURL == "" && p.billingURL != "" {
+			// The stable link a 402 answer carries, where the developer
+			// fixes the payment (the control plane redirects it to the
+			// tenant's portal and on to Stripe).
+			rec.BillingURL = strings.ReplaceAll(p.billingURL, "{subscription}", rec.SubscriptionID)
+			if b, err := json.Marshal(rec); err == nil {
+				raw = b
+			}
+		}
+		pipe.Set(ctx, p.keys.Key(d), raw, ttl)
 		pipe.Publish(ctx, p.keys.KeyChannel(), d)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

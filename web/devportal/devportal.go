@@ -53,6 +53,20 @@ type Usage interface {
 	Quota(ctx context.Context, tenantID, keyID string, now time.Time) (usage.KeyQuota, error)
 }
 
+// Billing takes developers' payments; *billing.Service implements it. Its
+// errors that match billing.ErrUnavailable (billing off, tenant not
+// connected) mean no payment is possible yet.
+type Billing interface {
+	// Checkout returns a Stripe Checkout URL for a payment_required
+	// subscription.
+	Checkout(ctx context.Context, tenantID, subscriptionID, successURL, cancelURL string) (string, error)
+	// CustomerPortal returns a Stripe Customer Portal URL for a paid
+	// subscription (card, plan, invoices, cancel).
+	CustomerPortal(ctx context.Context, tenantID, subscriptionID, returnURL string) (string, error)
+	// Cancel ends a subscription, in Stripe too.
+	Cancel(ctx context.Context, tenantID, subscriptionID string, atPeriodEnd bool) (catalog.BillingSubscription, error)
+}
+
 // Options configures the developer portals.
 type Options struct {
 	// Developers holds the developers' accounts and the portal settings.
@@ -66,6 +80,8 @@ type Options struct {
 	Usage Usage
 	// SDKs builds the SDK downloads; nil answers 404 for them.
 	SDKs *sdk.Generator
+	// Billing takes payments; nil means billing is off.
+	Billing Billing
 	// Domain is TOLLGATE_PORTAL_DOMAIN: portals are at <slug>.<Domain>.
 	Domain string
 	// GatewayURL is TOLLGATE_PROXY_PUBLIC_URL with {slug} for the tenant,

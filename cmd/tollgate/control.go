@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/billing"
+	"github.com/tollgate/tollgate/billing/metering"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/mgmtapi"
@@ -46,6 +47,8 @@ type controlDeps struct {
 	Billing *billing.Service
 	// PublicURL is the control plane's external URL (links in key records).
 	PublicURL string
+	// Metering reports usage to Stripe (set by serveControl when billing is on).
+	Metering *metering.Runner
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
@@ -111,9 +114,17 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	// The usage aggregator only returns when ctx ends; it retries failures.
 	wg.Go(func() { _ = agg.Run(ctx) })
 	if d.Billing.Enabled() {
-		// Stripe work (plan products and prices) from the billing outbox.
+		// Stripe work (plan products and prices) from the billing outbox,
+		// and metered usage as meter events.
 		runner := &billing.Runner{Billing: d.Billing}
 		wg.Go(func() { _ = runner.Run(ctx) })
+		meters, err := metering.New(metering.Options{DB: d.DB, Client: d.Billing.Stripe,
+			Logger: d.Logger.With("component", "metering")})
+		if err != nil {
+			return fmt.Errorf("metering: %w", err)
+		}
+		d.Metering = meters
+		wg.Go(func() { _ = meters.Run(ctx) })
 	}
 	errs := make(chan error, 2)
 	wg.Add(2)

@@ -171,6 +171,20 @@ func (s *Service) Subscribe(ctx context.Context, who audit.Actor, consumerID str
 		if n >= MaxSubscriptionsPerApp {
 			return fault.Conflict("", "an app may hold at most %d subscriptions", MaxSubscriptionsPerApp)
 		}
+		if plan.Price != nil && plan.Price.PerRequest() != nil {
+			// Metered usage is reported per Stripe customer, which is the
+			// app's: two metered subscriptions of one app would each bill
+			// the other's requests.
+			var metered bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+				WHERE s.tenant_id = $1 AND s.app_id = $2 AND s.status NOT IN ('canceled', 'rejected')
+				AND p.per_request_decimal > 0)`, who.TenantID, app.ID).Scan(&metered); err != nil {
+				return fmt.Errorf("check metered subscriptions: %w", err)
+			}
+			if metered {
+				return fault.Conflict("plan_id", "this app already has a plan priced per request; use another app for this one")
+			}
+		}
 		status := SubActive
 		switch {
 		case plan.ApprovalRequired:

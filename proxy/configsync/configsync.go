@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -46,12 +47,18 @@ type Options[T any] struct {
 	// Logger receives rejections and errors; nil discards.
 	Logger *slog.Logger
 	// CacheFile, if set, keeps the last good snapshot on local disk: it is
-	// written (atomically) after every swap, and Run loads it before
-	// reaching Redis, so that a worker restarted while Redis is down still
-	// serves its last good config. Redis replaces it with anything newer.
+	// written (atomically, under a lock) after every swap, and Run loads it
+	// before reaching Redis, so that a worker restarted while Redis is
+	// down still serves its last good config. Redis replaces it with
+	// anything newer. "" turns it off; DefaultSnapshotPath is where a
+	// worker keeps it by default.
 	CacheFile string
 	// Rejected, if set, is called for every rejected snapshot.
 	Rejected func(gen int64, err error)
+	// Outage receives the outcome of every Redis call, and logs an outage
+	// once instead of every failed poll; nil means a tracker of its own
+	// that logs to Logger.
+	Outage *outage.Tracker
 }
 
 // Syncer holds the live runtime and keeps it current.
@@ -76,6 +83,9 @@ func New[T any](opts Options[T]) (*Syncer[T], error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Outage == nil {
+		opts.Outage = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
 	}
 	return &Syncer[T]{opts: opts}, nil
 }
@@ -136,7 +146,7 @@ func (s *Syncer[T]) subscribe(ctx context.Context, events chan int64) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.opts.Logger.Warn("config channel receive failed", "err", err)
+			s.opts.Outage.Fail("configsync", fmt.Errorf("config channel: %w", err))
 			select {
 			case <-ctx.Done():
 				return
@@ -145,6 +155,7 @@ func (s *Syncer[T]) subscribe(ctx context.Context, events chan int64) {
 			continue
 		}
 		var gen int64
+		s.opts.Outage.OK()
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			// Possibly a resubscription after messages were lost.
@@ -174,11 +185,14 @@ func (s *Syncer[T]) poll(ctx context.Context) {
 	defer cancel()
 	gen, err := s.opts.Redis.Get(rctx, s.opts.Keys.Current()).Int64()
 	if err != nil {
-		if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
-			s.opts.Logger.Warn("config poll failed", "err", err)
+		if errors.Is(err, redis.Nil) {
+			s.opts.Outage.OK()
+		} else if ctx.Err() == nil {
+			s.opts.Outage.Fail("configsync", fmt.Errorf("config poll: %w", err))
 		}
 		return
 	}
+	s.opts.Outage.OK()
 	if s.wants(gen) {
 		s.load(ctx, gen)
 	}
@@ -202,6 +216,10 @@ func (s *Syncer[T]) load(ctx context.Context, gen int64) {
 			}
 			s.opts.Logger.Error("config snapshot rejected; the last good one keeps serving",
 				"generation", gen, "serving", s.gen.Load(), "err", err)
+			return
+		}
+		if errors.Is(err, errRedis) {
+			s.opts.Outage.Fail("configsync", err)
 			return
 		}
 		s.opts.Logger.Warn("config snapshot not loaded", "generation", gen, "err", err)
@@ -235,6 +253,10 @@ func (s *Syncer[T]) swap(rt *T, gen int64) {
 	}
 }
 
+// errRedis marks a snapshot that could not be read because Redis did not
+// answer.
+var errRedis = errors.New("redis unreachable")
+
 // rejectError marks a snapshot that is readable but bad; it is not retried.
 type rejectError struct{ err error }
 
@@ -249,7 +271,7 @@ func (s *Syncer[T]) fetch(ctx context.Context, gen int64) (*T, []byte, error) {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil, fmt.Errorf("snapshot %d missing", gen)
 		}
-		return nil, nil, fmt.Errorf("read snapshot %d: %w", gen, err)
+		return nil, nil, fmt.Errorf("read snapshot %d: %w: %w", gen, errRedis, err)
 	}
 	rt, err := s.decode(raw, gen)
 	return rt, raw, err
@@ -276,7 +298,7 @@ func (s *Syncer[T]) decode(raw []byte, gen int64) (*T, error) {
 
 // loadCache swaps in the snapshot kept on disk, if there is a good one.
 func (s *Syncer[T]) loadCache() {
-	raw, err := os.ReadFile(s.opts.CacheFile)
+	raw, err := readFileLocked(s.opts.CacheFile)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			s.opts.Logger.Warn("config snapshot cache unreadable", "file", s.opts.CacheFile, "err", err)
@@ -297,13 +319,33 @@ func (s *Syncer[T]) loadCache() {
 	s.fromDisk.Store(true)
 }
 
+// readFileLocked reads path under a shared lock (an exclusive one is held
+// while it is written).
+func readFileLocked(path string) ([]byte, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	unlock, err := lockFile(path, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return os.ReadFile(path)
+}
+
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, so that a crash never leaves a torn snapshot.
+// renames it over path, so that a crash never leaves a torn snapshot; an
+// exclusive lock keeps two writers from interleaving.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create cache dir: %w", err)
 	}
+	unlock, err := lockFile(path, true)
+	if err != nil {
+		return fmt.Errorf("cache file: %w", err)
+	}
+	defer unlock()
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)

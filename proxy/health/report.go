@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -45,6 +46,9 @@ type ReporterOptions struct {
 	TTL time.Duration
 	// Logger receives publish failures; nil discards them.
 	Logger *slog.Logger
+	// Outage receives the outcome of every publish and logs Redis outages
+	// once; nil means a tracker of its own that logs to Logger.
+	Outage *outage.Tracker
 }
 
 // Reporter publishes a worker's view of its targets' health to Redis
@@ -82,6 +86,9 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Outage == nil {
+		opts.Outage = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
+	}
 	return &Reporter{opts: opts, written: map[string]map[string]struct{}{}}, nil
 }
 
@@ -96,9 +103,10 @@ func (r *Reporter) Run(ctx context.Context) error {
 		if time.Since(lastPublish) >= r.opts.Interval || r.changed(view) {
 			if err := r.publish(ctx, view); err != nil {
 				if ctx.Err() == nil {
-					r.opts.Logger.Warn("target health not published", "err", err)
+					r.opts.Outage.Fail("health-report", err)
 				}
 			} else {
+				r.opts.Outage.OK()
 				lastPublish = time.Now()
 			}
 		}

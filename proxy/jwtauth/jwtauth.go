@@ -182,15 +182,62 @@ func (v *Verifier) Policy(cfg Config) (*Policy, error) {
 	}
 	cfg.Audiences = slices.Clone(cfg.Audiences)
 	cfg.Algorithms = slices.Clone(cfg.Algorithms)
-	iss := strings.TrimRight(cfg.Issuer, "/")
+	// One issuer per exact URL: discovery and the token's "iss" are
+	// compared with it byte for byte, so "https://idp/" and "https://idp"
+	// are two issuers (one of them will not verify, as the IdP names only
+	// one), never one checked by whichever API came first.
 	v.mu.Lock()
-	is := v.issuers[iss]
+	is := v.issuers[cfg.Issuer]
 	if is == nil {
 		is = &issuer{url: cfg.Issuer, v: v}
-		v.issuers[iss] = is
+		v.issuers[cfg.Issuer] = is
 	}
 	v.mu.Unlock()
 	return &Policy{v: v, iss: is, cfg: cfg}, nil
+}
+
+// Prune drops every issuer whose URL is not in keep (with its key set and
+// the verified tokens of its policies), so that the issuers of removed
+// APIs do not stay in memory for the worker's life. Call it after a new
+// config went live, with the issuers of that config; policies of an older
+// config keep working on what they hold. It returns how many it dropped.
+func (v *Verifier) Prune(keep []string) int {
+	live := make(map[string]bool, len(keep))
+	for _, k := range keep {
+		live[k] = true
+	}
+	dropped := map[*issuer]bool{}
+	v.mu.Lock()
+	for url, is := range v.issuers {
+		if !live[url] {
+			delete(v.issuers, url)
+			dropped[is] = true
+		}
+	}
+	v.mu.Unlock()
+	if len(dropped) == 0 {
+		return 0
+	}
+	v.cacheMu.Lock()
+	for k, c := range v.cache {
+		if dropped[c.policy.iss] {
+			delete(v.cache, k)
+		}
+	}
+	v.cacheMu.Unlock()
+	return len(dropped)
+}
+
+// Issuers lists the URLs of the issuers the verifier holds.
+func (v *Verifier) Issuers() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]string, 0, len(v.issuers))
+	for url := range v.issuers {
+		out = append(out, url)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Warm discovers the policy's issuer now, so that the first request does

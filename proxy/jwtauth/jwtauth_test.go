@@ -260,3 +260,81 @@ func BenchmarkVerifyCached(b *testing.B) {
 		}
 	}
 }
+
+// TestIssuerExactURL is the regression test of issuers grouped by their URL
+// without the trailing slash and checked by the first API's string: each
+// exact URL is its own issuer, whichever API comes first.
+func TestIssuerExactURL(t *testing.T) {
+	t.Parallel()
+	m := startIssuer(t)
+	iss := m.Issuer() // no trailing slash: what the IdP names itself
+	v := New(Options{})
+	// The API with the slash first: under the old grouping, its string
+	// became the one every API of this IdP was checked against.
+	slashed, err := v.Policy(Config{Issuer: iss + "/", Audiences: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact, err := v.Policy(Config{Issuer: iss, Audiences: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slashed.iss == exact.iss {
+		t.Fatal("two issuer URLs share one issuer")
+	}
+	tok, err := m.Keypair.SignJWT(claims(iss, "api", "alice", time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if id, err := exact.Verify(ctx, []byte(tok)); err != nil || id.Subject != "alice" {
+		t.Fatalf("exact issuer: %v, %v", id, err)
+	}
+	// The IdP does not call itself iss+"/": discovery of that issuer fails,
+	// and its tokens are not accepted for it.
+	if _, err := slashed.Verify(ctx, []byte(tok)); err == nil {
+		t.Fatal("a token of issuer without slash verified for the issuer with slash")
+	}
+}
+
+func TestPruneIssuers(t *testing.T) {
+	t.Parallel()
+	m := startIssuer(t)
+	v := New(Options{})
+	keep, err := v.Policy(Config{Issuer: m.Issuer(), Audiences: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := v.Policy(Config{Issuer: "https://removed.example/", Audiences: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := m.Keypair.SignJWT(claims(m.Issuer(), "api", "bob", time.Now().Add(time.Hour)))
+	if _, err := keep.Verify(context.Background(), []byte(tok)); err != nil {
+		t.Fatal(err)
+	}
+	// A verified token of the removed issuer's policy sits in the cache.
+	v.remember([32]byte{1}, cached{policy: gone, id: Identity{Subject: "x", Expiry: time.Now().Add(time.Hour)}})
+	if got := v.Issuers(); len(got) != 2 {
+		t.Fatalf("issuers before reload %v", got)
+	}
+	// After a reload that removed the second API, only the first issuer
+	// is held, with its key set and cached tokens.
+	if n := v.Prune([]string{m.Issuer()}); n != 1 {
+		t.Fatalf("pruned %d issuers, want 1", n)
+	}
+	if got := v.Issuers(); len(got) != 1 || got[0] != m.Issuer() {
+		t.Fatalf("issuers after reload %v", got)
+	}
+	v.cacheMu.RLock()
+	_, stale := v.cache[[32]byte{1}]
+	n := len(v.cache)
+	v.cacheMu.RUnlock()
+	if stale || n != 1 {
+		t.Fatalf("cache after prune: removed issuer's token kept %v, %d entries", stale, n)
+	}
+	fetches := v.JWKSFetches.Load()
+	if _, err := keep.Verify(context.Background(), []byte(tok)); err != nil || v.JWKSFetches.Load() != fetches {
+		t.Fatalf("kept issuer after prune: %v (fetches %d -> %d)", err, fetches, v.JWKSFetches.Load())
+	}
+}

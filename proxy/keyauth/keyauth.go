@@ -28,6 +28,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -37,6 +38,7 @@ const (
 	DefaultNegativeTTL = 5 * time.Second
 	DefaultMaxEntries  = 1 << 20
 	DefaultTimeout     = 2 * time.Second
+	DefaultMaxStale    = 15 * time.Minute
 )
 
 const shardCount = 64
@@ -62,8 +64,17 @@ type Options struct {
 	MaxEntries int
 	// Timeout bounds one Redis lookup; 0 means 2s.
 	Timeout time.Duration
+	// MaxStale is how long past its TTL a cached record keeps answering
+	// while Redis cannot be asked (so that an outage does not turn every
+	// known key into a 503); beyond it the key is unavailable (503), as a
+	// revoke published meanwhile would not have reached this worker. 0
+	// means DefaultMaxStale; negative means not at all.
+	MaxStale time.Duration
 	// Logger receives errors of the subscription; nil discards.
 	Logger *slog.Logger
+	// Outage receives the outcome of every Redis call, and logs an outage
+	// once; nil means a tracker of its own that logs to Logger.
+	Outage *outage.Tracker
 }
 
 // Digest is the raw HMAC-SHA256 of a key; its hex form is proxycfg.Digest.
@@ -96,6 +107,19 @@ func NewRecord(kr proxycfg.KeyRecord) *Record {
 		r.billingPeriod = proxycfg.BillingPeriodID(kr.PeriodStart)
 		r.periodStart, r.periodEnd = time.Unix(kr.PeriodStart, 0), time.Unix(kr.PeriodEnd, 0)
 	}
+	return r
+}
+
+// NewScopedRecord is NewRecord for callers that are not API keys of the
+// tenant (verified JWTs): their rate-limit, quota and concurrency subjects
+// are namespace + "/" + proxycfg.LimitSubject, so that they never share a
+// counter with another tenant's callers or with API keys, whatever the ids
+// their claims carry. The namespace must name the tenant (and the plan,
+// when a change of plan should start afresh).
+func NewScopedRecord(kr proxycfg.KeyRecord, namespace string) *Record {
+	r := NewRecord(kr)
+	r.keySubject = namespace + "/" + r.keySubject
+	r.consumerSubject = namespace + "/" + r.consumerSubject
 	return r
 }
 
@@ -146,9 +170,11 @@ type Store struct {
 	keys     proxycfg.Keys
 	posTTL   int64
 	negTTL   int64
+	maxStale int64 // unix nanoseconds; <= 0: no stale answers
 	perShard int
 	timeout  time.Duration
 	logger   *slog.Logger
+	outage   *outage.Tracker
 	hashers  sync.Pool
 
 	shards     [shardCount]shard
@@ -178,6 +204,14 @@ func New(opts Options) (*Store, error) {
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	s.maxStale = int64(opts.MaxStale)
+	if opts.MaxStale == 0 {
+		s.maxStale = int64(DefaultMaxStale)
+	}
+	s.outage = opts.Outage
+	if s.outage == nil {
+		s.outage = outage.New(outage.Options{Name: "redis", Logger: s.logger})
 	}
 	maxEntries := opts.MaxEntries
 	if maxEntries <= 0 {
@@ -225,10 +259,12 @@ func (s *Store) Lookup(ctx context.Context, key []byte) (*Record, error) {
 		return e.rec, nil
 	}
 	rec, err := s.fetch(ctx, d)
-	if err != nil && ok && e.rec != nil {
+	if err != nil && ok && e.rec != nil && now < e.expires+s.maxStale {
 		// Redis is unreachable: keep answering with the record last known
-		// (the caller still refuses a suspended or expired one). A change
-		// announced meanwhile has dropped the entry already.
+		// (the caller still refuses a suspended or expired one) for up to
+		// MaxStale. A change announced before the outage has dropped the
+		// entry already; one announced during it cannot arrive, which is
+		// why the record is not trusted for ever.
 		return e.rec, nil
 	}
 	return rec, err
@@ -264,10 +300,14 @@ func (s *Store) load(d Digest) (*Record, error) {
 	defer cancel()
 	hexDigest := d.String()
 	raw, err := s.rdb.Get(ctx, s.keys.Key(hexDigest)).Bytes()
+	if err == nil || errors.Is(err, redis.Nil) {
+		s.outage.OK()
+	}
 	var rec *Record
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
+		s.outage.Fail("keyauth", err)
 		return nil, fmt.Errorf("key lookup: %w: %w", ErrUnavailable, err)
 	default:
 		var r proxycfg.KeyRecord
@@ -358,7 +398,7 @@ func (s *Store) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.logger.Warn("key channel receive failed", "err", err)
+			s.outage.Fail("keyauth", fmt.Errorf("key channel: %w", err))
 			select {
 			case <-ctx.Done():
 				return nil
@@ -366,6 +406,7 @@ func (s *Store) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		s.outage.OK()
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {

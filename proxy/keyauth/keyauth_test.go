@@ -1,6 +1,7 @@
 package keyauth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -174,8 +175,9 @@ func TestRecordSubject(t *testing.T) {
 }
 
 // TestRedisDownServesCachedRecord: while Redis cannot be asked, an expired
-// cache entry still answers, whatever its status, so that the pipeline
-// keeps refusing a suspended key rather than answering 503.
+// cache entry still answers (within MaxStale, TestRedisDownMaxStale),
+// whatever its status, so that the pipeline keeps refusing a suspended key
+// rather than answering 503.
 func TestRedisDownServesCachedRecord(t *testing.T) {
 	t.Parallel()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
@@ -186,7 +188,7 @@ func TestRedisDownServesCachedRecord(t *testing.T) {
 	}
 	for _, status := range []string{proxycfg.KeyActive, proxycfg.KeySuspended} {
 		key := []byte("k-" + status)
-		s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: status, Status: status}), expires: 1}, s.seq.Load())
+		s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: status, Status: status}), expires: time.Now().UnixNano() - 1}, s.seq.Load())
 		rec, err := s.Lookup(context.Background(), key)
 		if err != nil || rec == nil || rec.Status != status {
 			t.Fatalf("%s: Lookup = %+v, %v; want the cached record", status, rec, err)
@@ -267,4 +269,102 @@ func BenchmarkKeyCheckWarm(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRedisDownMaxStale is the regression test of a cached key staying
+// valid for ever while Redis is down: past MaxStale beyond its TTL the
+// record no longer answers, and the key is unavailable (503), not served.
+func TestRedisDownMaxStale(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	now := time.Now().UnixNano()
+	tests := []struct {
+		name      string
+		maxStale  time.Duration
+		expiredAt int64 // when the cache entry's TTL ran out
+		served    bool
+	}{
+		{name: "within the default", expiredAt: now - int64(time.Minute), served: true},
+		{name: "past the default", expiredAt: now - int64(DefaultMaxStale) - int64(time.Second)},
+		{name: "within a set limit", maxStale: time.Hour, expiredAt: now - int64(30*time.Minute), served: true},
+		{name: "past a set limit", maxStale: time.Minute, expiredAt: now - int64(2*time.Minute)},
+		{name: "no stale answers", maxStale: -1, expiredAt: now - int64(time.Second)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := New(Options{Redis: rdb, Secret: secret, MaxStale: tc.maxStale})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := []byte("k")
+			s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive}), expires: tc.expiredAt}, s.seq.Load())
+			rec, err := s.Lookup(context.Background(), key)
+			if tc.served {
+				if err != nil || rec == nil {
+					t.Fatalf("Lookup = %v, %v; want the cached record", rec, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnavailable) || rec != nil {
+				t.Fatalf("Lookup = %v, %v; want ErrUnavailable", rec, err)
+			}
+		})
+	}
+}
+
+// FuzzCredential checks credential extraction against a plain reading of
+// its rules: X-API-Key if not blank, else the token of "Bearer <token>"
+// (scheme case-insensitive), trimmed; the result aliases the input.
+func FuzzCredential(f *testing.F) {
+	for _, s := range [][2]string{
+		{"Bearer k1", ""}, {"bearer  k1 ", ""}, {"", "k2"}, {"Bearer user", "k2"}, {"Basic abc", ""},
+		{"Bearer ", ""}, {"BEARER\tk", ""}, {" Bearer k ", " "}, {"Bearerk", ""}, {"Bearer \u00a0k\u00a0", ""},
+	} {
+		f.Add([]byte(s[0]), []byte(s[1]))
+	}
+	lower := func(b []byte) string {
+		out := []byte(string(b))
+		for i, c := range out {
+			if 'A' <= c && c <= 'Z' {
+				out[i] = c + 'a' - 'A'
+			}
+		}
+		return string(out)
+	}
+	f.Fuzz(func(t *testing.T, auth, apiKey []byte) {
+		key, inAuth := Credential(auth, apiKey)
+		var want []byte
+		wantInAuth := false
+		if k := bytes.TrimSpace(apiKey); len(k) > 0 {
+			want = k
+		} else if a := bytes.TrimSpace(auth); len(a) > 7 && lower(a[:7]) == "bearer " {
+			if k := bytes.TrimSpace(a[7:]); len(k) > 0 {
+				want, wantInAuth = k, true
+			}
+		}
+		if !bytes.Equal(key, want) || inAuth != wantInAuth || (key == nil) != (want == nil) {
+			t.Fatalf("Credential(%q, %q) = %q, %v; want %q, %v", auth, apiKey, key, inAuth, want, wantInAuth)
+		}
+		if key != nil {
+			src := apiKey
+			if inAuth {
+				src = auth
+			}
+			if !aliases(key, src) {
+				t.Fatalf("Credential(%q, %q) = %q copies its input", auth, apiKey, key)
+			}
+		}
+	})
+}
+
+// aliases reports whether b starts within the memory of src.
+func aliases(b, src []byte) bool {
+	for i := range src {
+		if &src[i] == &b[0] {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives flush failures; nil discards.
 	Logger *slog.Logger
+	// Outage receives the outcome of every flush and logs Redis outages
+	// once; nil means a tracker of its own that logs to Logger.
+	Outage *outage.Tracker
 }
 
 // Sample is one finished request.
@@ -102,6 +106,10 @@ type Meter struct {
 	seq     uint64
 	dropped atomic.Int64
 	sent    atomic.Int64
+
+	// Drops are logged at most once a minute (flush goroutine only).
+	dropLogged time.Time
+	dropUnlog  int64
 }
 
 // New makes a Meter.
@@ -120,6 +128,9 @@ func New(opts Options) (*Meter, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Outage == nil {
+		opts.Outage = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
 	}
 	m := &Meter{opts: opts}
 	for i := range m.shards {
@@ -198,7 +209,11 @@ func (m *Meter) Flush(ctx context.Context) error {
 			m.queued -= len(m.queue[0].rows)
 			m.queue = m.queue[1:]
 			m.dropped.Add(n)
-			m.opts.Logger.Error("usage dropped: redis unreachable for too long", "requests", n)
+			m.dropUnlog += n
+			if now := time.Now(); now.Sub(m.dropLogged) >= outage.DefaultEvery {
+				m.opts.Logger.Error("usage dropped: redis unreachable for too long", "requests", m.dropUnlog)
+				m.dropLogged, m.dropUnlog = now, 0
+			}
 		}
 	}
 	for len(m.queue) > 0 {
@@ -245,8 +260,13 @@ func (m *Meter) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case <-tick.C:
-			if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
-				m.opts.Logger.Warn("usage flush failed; retrying with the next", "err", err)
+			if err := m.Flush(ctx); err != nil {
+				if ctx.Err() == nil {
+					// Queued for the next flush; the outage is logged once.
+					m.opts.Outage.Fail("meter", err)
+				}
+			} else {
+				m.opts.Outage.OK()
 			}
 		}
 	}

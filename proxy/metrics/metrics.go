@@ -47,6 +47,9 @@ type Sources struct {
 	Targets func(yield func(tenant, upstream, target string, up bool))
 	// InFlight is the number of requests being served.
 	InFlight func() int64
+	// RedisDown is how long Redis has been unreachable (0 while it
+	// answers).
+	RedisDown func() time.Duration
 }
 
 // New makes the metrics and registers them, with the Go runtime and
@@ -108,6 +111,12 @@ func New(src Sources) *Metrics {
 			Namespace: Namespace, Name: "inflight_requests",
 			Help: "Requests being served.",
 		}, func() float64 { return float64(src.InFlight()) }))
+	}
+	if src.RedisDown != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "redis_down_seconds",
+			Help: "Seconds since Redis stopped answering the worker's calls; 0 while it answers.",
+		}, func() float64 { return src.RedisDown().Seconds() }))
 	}
 	if src.Targets != nil {
 		r.MustRegister(&targetCollector{fn: src.Targets, desc: prometheus.NewDesc(

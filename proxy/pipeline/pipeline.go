@@ -37,7 +37,10 @@ type Pipeline struct {
 type Request struct {
 	// Host is the Host header (port allowed).
 	Host []byte
-	// Path is the request path without query, as routed.
+	// Path is the request path without query, as routed: decoded, from a
+	// path the engine checked and put in normal form with
+	// router.CleanPath (which also bounds its length and segments), so
+	// that routing, route scopes and the upstream read the same path.
 	Path []byte
 	// Authorization is the Authorization header.
 	Authorization []byte

@@ -39,6 +39,7 @@ type Runtime struct {
 	targets    []*Target
 	pools      []*Upstream
 	bodyLimits bool
+	issuers    []string // JWT issuers of the APIs, exact URLs
 }
 
 // API is one API as the pipeline serves it.
@@ -62,6 +63,10 @@ type API struct {
 	Handles []any
 	// MaxBodyBytes caps the request body (0: engine default).
 	MaxBodyBytes int64
+	// BaseSegments is the number of segments of the base path: the engine
+	// forwards the client's path in normal form (router.CleanPath) less
+	// that many segments when Config.StripBasePath (router.StripSegments).
+	BaseSegments int
 	// Metrics are the API's per-request metrics (nil without metrics).
 	Metrics *metrics.APIMetrics
 	plans   map[string]*Plan
@@ -218,7 +223,8 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 				limits:         limits{subject: "api/" + a.ID},
 				ConnectTimeout: time.Duration(a.ConnectTimeoutMS) * time.Millisecond,
 				ReadTimeout:    time.Duration(a.ReadTimeoutMS) * time.Millisecond,
-				MaxBodyBytes:   a.MaxBodyBytes}
+				MaxBodyBytes:   a.MaxBodyBytes,
+				BaseSegments:   router.Segments(a.BasePath)}
 			if a.TimeoutMS > 0 {
 				api.Timeout = time.Duration(a.TimeoutMS) * time.Millisecond
 			}
@@ -235,6 +241,7 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 					return nil, fmt.Errorf("tenant %q api %q: %w", tn.Slug, a.ID, err)
 				}
 				api.jwt = j
+				rt.issuers = append(rt.issuers, a.JWT.Issuer)
 			}
 			var err error
 			if api.routes, err = router.CompileRoutes(a.Routes); err != nil {
@@ -247,6 +254,11 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 	table, err := router.Build(opts.Domain, tenants)
 	if err != nil {
 		return nil, fmt.Errorf("build routes: %w", err)
+	}
+	if opts.Logger != nil {
+		for _, e := range table.Skipped() {
+			opts.Logger.Warn("tenant host name not served", "err", e)
+		}
 	}
 	rt.routes = table
 	return rt, nil
@@ -293,6 +305,11 @@ func (rt *Runtime) WarmJWT(ctx context.Context) {
 		}
 	})
 }
+
+// JWTIssuers lists the issuer URLs of the runtime's JWT APIs (with
+// repeats), the ones a shared jwtauth.Verifier keeps after the swap
+// (Verifier.Prune).
+func (rt *Runtime) JWTIssuers() []string { return rt.issuers }
 
 // EachTarget calls fn for every target of every API's upstream.
 func (rt *Runtime) EachTarget(fn func(*Target)) {

@@ -119,7 +119,11 @@ type JWT struct {
 	RouteScopes []RouteScopes `json:"route_scopes,omitempty"`
 }
 
-// JWTSubject maps one claim value to a consumer and a plan.
+// JWTSubject maps one claim value to a consumer and a plan. ConsumerID
+// must name a consumer of the API's own tenant: the snapshot holds no
+// consumers, so workers cannot check it and the control plane must (a
+// worker still counts the caller's usage and limits under the API's
+// tenant, never another's).
 type JWTSubject struct {
 	Value      string `json:"value"`
 	ConsumerID string `json:"consumer_id"`
@@ -127,7 +131,10 @@ type JWTSubject struct {
 }
 
 // RouteScopes requires Scopes on requests whose path (after the API's base
-// path) starts with PathPrefix and whose method is in Methods (empty: any).
+// path) is under PathPrefix and whose method is in Methods (empty: any).
+// The path is compared decoded and segment by segment, ignoring ASCII case
+// and path parameters (";..."), so that "/admin" covers "/admin",
+// "/admin/x", "/ADMIN/x" and "/admin;v=1/x", but not "/administrator".
 type RouteScopes struct {
 	PathPrefix string   `json:"path_prefix"`
 	Methods    []string `json:"methods,omitempty"`

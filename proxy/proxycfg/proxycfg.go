@@ -38,6 +38,16 @@
 //     serves active records only), but ignores ExpiresAt (it serves an
 //     expired key) and counts limits per key. Write these fields only
 //     once every worker understands them.
+//   - 1 (hardening, data plane): RouteScopes match per decoded segment,
+//     without regard to case or path parameters (an older worker compares
+//     a raw, case-sensitive byte prefix, which "/ADMIN" or "/%61dmin"
+//     passed: the hole this closes, not a restriction it cannot read);
+//     ValidateRoute takes at most MaxRouteParams parameters per template
+//     (new: a snapshot with more is rejected, so the control plane must
+//     refuse them on import, which it does through ValidateRoute) and an
+//     API's routes at most MaxRouteMethods methods (a worker could not
+//     build more before either); IsPrivateAddr covers NAT64, 6to4,
+//     IPv4-compatible, site-local, benchmarking and reserved ranges.
 package proxycfg
 
 import (
@@ -419,6 +429,9 @@ func (t *Tenant) validate() error {
 			if err := ValidateRoute(r); err != nil {
 				return fmt.Errorf("api %q: %w", a.ID, err)
 			}
+		}
+		if err := validateRouteMethods(a.Routes); err != nil {
+			return fmt.Errorf("api %q: %w", a.ID, err)
 		}
 	}
 	plans := map[string]bool{}

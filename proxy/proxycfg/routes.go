@@ -3,11 +3,41 @@ package proxycfg
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// MaxRoutePathLen bounds the length of a route's path template.
-const MaxRoutePathLen = 2048
+// Limits of a route's path template. Matching is linear in the request path
+// whatever the template, so these only bound the work of compiling and of
+// one comparison.
+const (
+	// MaxRoutePathLen bounds the length of a route's path template.
+	MaxRoutePathLen = 2048
+	// MaxRouteParams bounds the {parameters} of one path template.
+	MaxRouteParams = 16
+	// MaxRouteMethods bounds the distinct methods of one API's routes,
+	// the nine standard ones (GET ... CONNECT) counted whether used or
+	// not.
+	MaxRouteMethods = 64
+)
+
+// standardMethods are the methods every API's method set has room for.
+var standardMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+
+// validateRouteMethods checks that an API's routes use at most
+// MaxRouteMethods methods.
+func validateRouteMethods(routes []Route) error {
+	extra := map[string]bool{}
+	for _, r := range routes {
+		if !slices.Contains(standardMethods, r.Method) {
+			extra[r.Method] = true
+		}
+	}
+	if len(extra)+len(standardMethods) > MaxRouteMethods {
+		return fmt.Errorf("routes use more than %d distinct methods", MaxRouteMethods)
+	}
+	return nil
+}
 
 // Route is one operation an API serves: a method and an OpenAPI path
 // template, usually imported from the API's OpenAPI document. An API with
@@ -47,11 +77,15 @@ func validateRoutePath(p string) error {
 		return fmt.Errorf("longer than %d bytes", MaxRoutePathLen)
 	}
 	open := -1 // index of the unclosed "{", or -1
+	params := 0
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
 		case c == '{':
 			if open >= 0 {
 				return errors.New("nested {")
+			}
+			if params++; params > MaxRouteParams {
+				return fmt.Errorf("more than %d parameters", MaxRouteParams)
 			}
 			open = i
 		case c == '}':

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -35,7 +36,7 @@ type Peers struct {
 	id       string
 	interval time.Duration
 	live     atomic.Int64
-	logger   *slog.Logger
+	outage   *outage.Tracker // logs heartbeat failures as Redis outages
 }
 
 // NewPeers makes the registry of worker id; interval 0 means
@@ -48,9 +49,19 @@ func NewPeers(rdb redis.UniversalClient, keys proxycfg.Keys, id string, interval
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Peers{rdb: rdb, keys: keys, id: id, interval: interval, logger: logger}
+	p := &Peers{rdb: rdb, keys: keys, id: id, interval: interval,
+		outage: outage.New(outage.Options{Name: "redis", Logger: logger})}
 	p.live.Store(1)
 	return p
+}
+
+// ReportTo makes the heartbeat report the outcome of its Redis calls to t
+// (which logs outages once) instead of a tracker of its own. Call it
+// before Run.
+func (p *Peers) ReportTo(t *outage.Tracker) {
+	if t != nil {
+		p.outage = t
+	}
 }
 
 // Live is the number of live workers (at least 1) at the last heartbeat.
@@ -75,8 +86,12 @@ func (p *Peers) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	for {
-		if err := p.Beat(ctx); err != nil && ctx.Err() == nil {
-			p.logger.Warn("heartbeat failed", "err", err)
+		if err := p.Beat(ctx); err != nil {
+			if ctx.Err() == nil {
+				p.outage.Fail("heartbeat", err)
+			}
+		} else {
+			p.outage.OK()
 		}
 		select {
 		case <-ctx.Done():

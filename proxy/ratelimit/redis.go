@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -132,6 +133,9 @@ type Options struct {
 	Degraded *atomic.Int64
 	// Logger receives outage transitions; nil discards.
 	Logger *slog.Logger
+	// Outage receives the outcome of every Redis call and logs outages;
+	// nil means a tracker of its own that logs to Logger.
+	Outage *outage.Tracker
 }
 
 func (o *Options) defaults() {
@@ -153,29 +157,27 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Outage == nil {
+		o.Outage = outage.New(outage.Options{Name: "redis", Logger: o.Logger})
+	}
 }
 
 // health tracks whether Redis answers; shared by a worker's limiters.
+// While it does not, the limiters decide locally (Degraded counts those
+// decisions); the outage itself is logged by the tracker, once.
 type health struct {
 	downUntil atomic.Int64 // mono nanos; > now means skip Redis
-	down      atomic.Bool
-	logger    *slog.Logger
+	outage    *outage.Tracker
 }
 
 func (h *health) skip(now int64) bool { return h.downUntil.Load() > now }
 
 func (h *health) failed(err error) {
 	h.downUntil.Store(mono() + int64(downFor))
-	if !h.down.Swap(true) {
-		h.logger.Error("rate limiting decides locally: redis unreachable", "err", err)
-	}
+	h.outage.Fail("ratelimit", err)
 }
 
-func (h *health) ok() {
-	if h.down.Swap(false) {
-		h.logger.Info("rate limiting back on redis")
-	}
-}
+func (h *health) ok() { h.outage.OK() }
 
 // within runs call and returns its answer, or ctx's error as soon as ctx
 // ends, whether or not the Redis client applies context deadlines to its
@@ -261,7 +263,7 @@ func New(opts Options) *Redis {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	r := &Redis{opts: opts, id: hex.EncodeToString(b[:]), fallback: NewLocal(),
-		health: &health{logger: opts.Logger}}
+		health: &health{outage: opts.Outage}}
 	for i := range r.shards {
 		r.shards[i].m = map[bucketKey]*bucket{}
 	}

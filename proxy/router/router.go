@@ -44,18 +44,29 @@ type host[T any] struct {
 
 // Table maps hosts and paths to route values. The zero Table matches nothing.
 type Table[T any] struct {
-	hosts map[string]*host[T]
+	hosts   map[string]*host[T]
+	skipped []error
 }
 
-// ErrDuplicateHost is returned by Build when two tenants claim one host name.
-var ErrDuplicateHost = errors.New("duplicate host")
+// Errors of host names Build leaves out (Table.Skipped).
+var (
+	ErrDuplicateHost = errors.New("duplicate host")
+	ErrHostTooLong   = errors.New("host name too long")
+)
 
 // Build makes a Table serving every tenant at <slug>.<domain> and at its
-// custom domains. Host names are matched case-insensitively.
+// custom domains. Host names are matched case-insensitively. A host name
+// that is too long or taken already is left out, and reported by Skipped,
+// rather than failing the table: one tenant's bad name must not keep every
+// other tenant's config from loading. Platform hosts (<slug>.<domain>) are
+// taken first, in tenant order, then custom domains, so that a custom
+// domain can never take another tenant's platform host (the snapshot does
+// not know the proxy domain, so its validation cannot see that clash).
 func Build[T any](domain string, tenants []Tenant[T]) (*Table[T], error) {
 	domain = strings.ToLower(strings.Trim(domain, "."))
 	t := &Table[T]{hosts: make(map[string]*host[T], len(tenants))}
-	for _, tn := range tenants {
+	hosts := make([]*host[T], len(tenants))
+	for i, tn := range tenants {
 		h := &host[T]{routes: make([]route[T], 0, len(tn.Routes))}
 		for _, r := range tn.Routes {
 			if !strings.HasPrefix(r.BasePath, "/") {
@@ -64,21 +75,36 @@ func Build[T any](domain string, tenants []Tenant[T]) (*Table[T], error) {
 			h.routes = append(h.routes, route[T]{prefix: strings.TrimRight(r.BasePath, "/"), value: r.Value})
 		}
 		sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
-		names := make([]string, 0, 1+len(tn.Domains))
-		names = append(names, tn.Slug+"."+domain)
-		names = append(names, tn.Domains...)
-		for _, n := range names {
-			n = strings.ToLower(strings.TrimSuffix(n, "."))
-			if len(n) > maxHostLen {
-				return nil, fmt.Errorf("tenant %q: host %q too long", tn.Slug, n)
-			}
-			if _, dup := t.hosts[n]; dup {
-				return nil, fmt.Errorf("tenant %q: host %q: %w", tn.Slug, n, ErrDuplicateHost)
-			}
-			t.hosts[n] = h
+		hosts[i] = h
+		t.claim(tn.Slug, tn.Slug+"."+domain, h)
+	}
+	for i, tn := range tenants {
+		for _, d := range tn.Domains {
+			t.claim(tn.Slug, d, hosts[i])
 		}
 	}
 	return t, nil
+}
+
+// claim serves h at name unless it is too long or taken.
+func (t *Table[T]) claim(slug, name string, h *host[T]) {
+	n := strings.ToLower(strings.TrimSuffix(name, "."))
+	switch _, dup := t.hosts[n]; {
+	case len(n) > maxHostLen:
+		t.skipped = append(t.skipped, fmt.Errorf("tenant %q: host %.40q...: %w", slug, n, ErrHostTooLong))
+	case dup:
+		t.skipped = append(t.skipped, fmt.Errorf("tenant %q: host %q: %w", slug, n, ErrDuplicateHost))
+	default:
+		t.hosts[n] = h
+	}
+}
+
+// Skipped lists the host names Build left out, and why.
+func (t *Table[T]) Skipped() []error {
+	if t == nil {
+		return nil
+	}
+	return t.skipped
 }
 
 // Lookup returns the value of the route for host (a Host header, port

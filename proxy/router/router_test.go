@@ -1,6 +1,10 @@
 package router
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 func testTable(t testing.TB) *Table[string] {
 	t.Helper()
@@ -59,11 +63,38 @@ func TestLookup(t *testing.T) {
 	}
 }
 
+// TestBuildDuplicateHost: a host claimed twice is left out and reported,
+// without failing the table; a platform host beats a custom domain.
 func TestBuildDuplicateHost(t *testing.T) {
 	t.Parallel()
-	_, err := Build("d", []Tenant[int]{{Slug: "a"}, {Slug: "b", Domains: []string{"A.d"}}})
-	if err == nil {
-		t.Fatal("Build accepted a host claimed twice")
+	tbl, err := Build("d", []Tenant[int]{
+		{Slug: "b", Domains: []string{"A.d", "b.example"}, Routes: []Route[int]{{BasePath: "/", Value: 2}}},
+		{Slug: "a", Routes: []Route[int]{{BasePath: "/", Value: 1}}},
+		{Slug: "c", Domains: []string{"B.EXAMPLE.", strings.Repeat("x", 300)}, Routes: []Route[int]{{BasePath: "/", Value: 3}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, _ := tbl.Lookup([]byte("a.d"), []byte("/")); !ok || v != 1 {
+		t.Fatalf("a.d served by %d, want tenant a", v)
+	}
+	if v, ok, _ := tbl.Lookup([]byte("b.example"), []byte("/")); !ok || v != 2 {
+		t.Fatalf("b.example served by %d, want its first claimant", v)
+	}
+	if v, ok, _ := tbl.Lookup([]byte("c.d"), []byte("/")); !ok || v != 3 {
+		t.Fatalf("c.d served by %d", v)
+	}
+	var dups, long int
+	for _, e := range tbl.Skipped() {
+		switch {
+		case errors.Is(e, ErrDuplicateHost):
+			dups++
+		case errors.Is(e, ErrHostTooLong):
+			long++
+		}
+	}
+	if dups != 2 || long != 1 {
+		t.Fatalf("skipped %v", tbl.Skipped())
 	}
 }
 

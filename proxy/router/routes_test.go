@@ -125,6 +125,7 @@ func TestCompileRoutesRejects(t *testing.T) {
 		{name: "empty name", route: proxycfg.Route{Method: "GET", Path: "/a/{}"}, want: "empty"},
 		{name: "spans segments", route: proxycfg.Route{Method: "GET", Path: "/a/{x/y}"}, want: "spans"},
 		{name: "space", route: proxycfg.Route{Method: "GET", Path: "/a b"}, want: "space"},
+		{name: "too many parameters", route: proxycfg.Route{Method: "GET", Path: strings.Repeat("/{p}", proxycfg.MaxRouteParams+1)}, want: "parameters"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -199,6 +199,12 @@ func TestJWTAuth(t *testing.T) {
 		{name: "missing route scope", method: "POST", path: "/orders/admin/x", token: sign(claims(iss, "orders-api", "alice", "orders:read", exp)), want: 403},
 		{name: "route scope only for POST", path: "/orders/admin/x", token: sign(claims(iss, "orders-api", "bob", "orders:read", exp)), want: 200},
 		{name: "route scope present", method: "POST", path: "/orders/admin/x", token: sign(claims(iss, "orders-api", "vip", "orders:read orders:admin", exp)), want: 200},
+		// Route scopes compare whole segments, fail closed on case and
+		// path parameters (regression: a raw, case-sensitive prefix).
+		{name: "route scope ignores case", method: "POST", path: "/orders/ADMIN/x", token: sign(claims(iss, "orders-api", "alice", "orders:read", exp)), want: 403},
+		{name: "route scope ignores path parameters", method: "POST", path: "/orders/admin;jsessionid=1/x", token: sign(claims(iss, "orders-api", "alice", "orders:read", exp)), want: 403},
+		{name: "route scope on encoded path", method: "POST", path: "/orders/%61dmin/x", token: sign(claims(iss, "orders-api", "alice", "orders:read", exp)), want: 403},
+		{name: "route scope per segment", method: "POST", path: "/orders/administrator", token: sign(claims(iss, "orders-api", "dave", "orders:read", exp)), want: 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +244,85 @@ func TestJWTAuth(t *testing.T) {
 		if got := r.doReq(t, http.MethodGet, "acme.localhost", "/orders/1", bearer(vip), nil); got.status != 200 {
 			t.Fatalf("vip request %d: status %d", i+1, got.status)
 		}
+	}
+}
+
+// TestJWTSubjectsPerTenant is the regression test of JWT callers' limit
+// subjects shared across tenants ("jwt:<sub>"): two tenants trust one
+// issuer and give their default plans the same id, and the quota of one
+// tenant's "alice" never counts the other's. It also checks that a reload
+// that removes the JWT APIs drops their issuer.
+func TestJWTSubjectsPerTenant(t *testing.T) {
+	t.Parallel()
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown() })
+	iss := m.Issuer()
+	b := backend(t, "b1")
+	e := newEnv(t)
+	tenant := func(id, slug string) proxycfg.Tenant {
+		return proxycfg.Tenant{ID: id, Slug: slug,
+			Upstreams: []proxycfg.Upstream{{ID: "u", Algorithm: proxycfg.AlgorithmRoundRobin, Targets: []proxycfg.Target{{URL: b.URL, Weight: 1}}}},
+			APIs: []proxycfg.API{{ID: "a-jwt", Slug: "orders", BasePath: "/orders", UpstreamID: "u", Auth: proxycfg.AuthJWT,
+				JWT: &proxycfg.JWT{Issuer: iss, Audiences: []string{"orders-api"}, PlanID: "p-default",
+					Subjects: []proxycfg.JWTSubject{{Value: "svc", ConsumerID: "c-svc", PlanID: "p-svc"}}}}},
+			Plans: []proxycfg.Plan{
+				{ID: "p-default", Quota: proxycfg.Quota{Requests: 2, Period: "day"}, APIIDs: []string{"a-jwt"}},
+				{ID: "p-svc", Quota: proxycfg.Quota{Requests: 2, Period: "day"},
+					RateLimit: proxycfg.RateLimit{Requests: 100, PerSeconds: 60, Scope: proxycfg.ScopeConsumer}, APIIDs: []string{"a-jwt"}},
+			},
+		}
+	}
+	testredis.Publish(t, e.rdb, e.keys, &proxycfg.Snapshot{Schema: proxycfg.SchemaVersion, Generation: 1, CompiledAt: time.Now(),
+		Tenants: []proxycfg.Tenant{tenant("t-a", "tenant-a"), tenant("t-b", "tenant-b")}})
+	r := e.start(t, true)
+	r.waitReady(t, 1)
+
+	exp := time.Now().Add(10 * time.Minute)
+	bearer := func(sub string) map[string]string {
+		tok, err := m.Keypair.SignJWT(jwt.MapClaims{"iss": iss, "aud": "orders-api", "sub": sub, "exp": exp.Unix(), "iat": time.Now().Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{"Authorization": "Bearer " + tok}
+	}
+	for _, sub := range []string{"alice", "svc"} { // the default plan and a listed subject
+		for i, want := range []int{200, 200, 429} {
+			if got := r.doReq(t, http.MethodGet, "tenant-a.localhost", "/orders/1", bearer(sub), nil); got.status != want {
+				t.Fatalf("tenant a, %s, request %d: %d, want %d", sub, i+1, got.status, want)
+			}
+		}
+		// Tenant b's caller of the same name has its own quota.
+		for i := range 2 {
+			if got := r.doReq(t, http.MethodGet, "tenant-b.localhost", "/orders/1", bearer(sub), nil); got.status != 200 {
+				t.Fatalf("tenant b, %s, request %d: %d (%s), want 200: the quota is shared across tenants", sub, i+1, got.status, got.body)
+			}
+		}
+	}
+	// The counters are namespaced by tenant and plan in Redis.
+	period, _, _ := proxycfg.QuotaPeriod("day", time.Now())
+	for _, tn := range []string{"t-a", "t-b"} {
+		for _, subject := range []string{"jwt/" + tn + "/p-default/jwt:alice", "jwt/" + tn + "/p-svc/c/c-svc/p-svc"} {
+			n, err := e.rdb.Get(context.Background(), e.keys.Quota(subject, period)).Int64()
+			if err != nil || n < 2 {
+				t.Fatalf("quota counter %s: %d, %v", subject, n, err)
+			}
+		}
+	}
+
+	if got := r.w.jwt.Issuers(); len(got) != 1 || got[0] != iss {
+		t.Fatalf("issuers %v", got)
+	}
+	// A reload without JWT APIs drops the issuer.
+	next := tenant("t-a", "tenant-a")
+	next.APIs[0].Auth, next.APIs[0].JWT = proxycfg.AuthNone, nil
+	testredis.Publish(t, e.rdb, e.keys, &proxycfg.Snapshot{Schema: proxycfg.SchemaVersion, Generation: 2, CompiledAt: time.Now(),
+		Tenants: []proxycfg.Tenant{next}})
+	r.waitReady(t, 2)
+	if got := r.w.jwt.Issuers(); len(got) != 0 {
+		t.Fatalf("issuers after the reload that removed them: %v", got)
 	}
 }
 

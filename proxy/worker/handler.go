@@ -31,11 +31,31 @@ const (
 	hdrRetryAfter      = "Retry-After"
 	hdrWWWAuthenticate = "WWW-Authenticate"
 	hdrTraceparent     = "Traceparent"
-	hdrForwarded       = "Forwarded"
 	hdrIdempotencyKey  = "Idempotency-Key"
 	hdrAllow           = "Allow"
+	hdrXRealIP         = "X-Real-Ip"
 	maxRequestIDLen    = 200
 )
+
+// clientClaims are request headers in which a client states facts that
+// only the gateway, or a proxy it trusts, may state: who the client is,
+// how and where it connected, and (X-Original-URL, X-Rewrite-URL) which
+// path it asked for, which some frameworks prefer to the request line.
+// They are removed from clients that are not trusted proxies;
+// X-Forwarded-For, -Proto and -Host and X-Real-IP are set by the gateway.
+var clientClaims = []string{
+	"Forwarded", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Forwarded-For",
+}
+
+// pathProblem is the answer to a path router.CleanPath refuses.
+func pathProblem(err error) *problem.Problem {
+	if errors.Is(err, router.ErrPathTooLong) || errors.Is(err, router.ErrTooManySegments) {
+		return problemURITooLong
+	}
+	return problemAmbiguousPath
+}
 
 // hopHeaders are dropped in both directions (RFC 9110 section 7.6.1), in
 // addition to those the Connection header names.
@@ -52,6 +72,12 @@ var (
 		"The request body is larger than this API accepts.")
 	problemShed = problem.New("overloaded", 503, "Service Unavailable",
 		"The gateway is at its concurrency limit; retry shortly.")
+	problemURITooLong = problem.New("uri-too-long", 414, "URI Too Long",
+		"The request path is longer, or has more segments, than this gateway accepts (8 KiB, 128 segments).")
+	problemAmbiguousPath = problem.New("ambiguous-path", 400, "Bad Request",
+		"The request path could be read differently by the gateway and the API: an encoded / or \\, a "+
+			"backslash, a control character, an empty segment (//), a dot segment (., .., ..;) or a malformed "+
+			"percent-encoding. Send the path without it.")
 )
 
 // HandleFastHTTP serves one client request: it runs the pipeline and either
@@ -70,6 +96,18 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
 	var ipBuf [48]byte
 	clientIP := appendRemoteIP(ipBuf[:0], ctx.RemoteAddr())
+	var d pipeline.Decision
+	// The path is checked and put in normal form before anything reads
+	// it: the router and the pipeline read it decoded (URI.Path), the
+	// upstream gets the normal form (URI.PathOriginal), and CleanPath
+	// refuses what those two could read differently.
+	var pathBuf [256]byte
+	clean, changed, perr := router.CleanPath(pathBuf[:0], req.URI().PathOriginal())
+	if perr != nil {
+		d.Problem = pathProblem(perr)
+	} else if changed {
+		req.URI().SetPathBytes(clean)
+	}
 	preq := pipeline.Request{
 		Host:          req.Header.Host(),
 		Path:          req.URI().Path(),
@@ -79,11 +117,32 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		ClientIP:      clientIP,
 		Headers:       &req.Header,
 	}
-	var d pipeline.Decision
-	// Not ctx itself: fasthttp recycles a RequestCtx once the handler
-	// returns, so a context derived from it must not outlive the request,
-	// and Redis calls may leave goroutines behind that still hold theirs.
-	w.pipe.Decide(w.bg, w.sync.Load(), &preq, &d)
+	if d.Problem == nil {
+		// Not ctx itself: fasthttp recycles a RequestCtx once the handler
+		// returns, so a context derived from it must not outlive the
+		// request, and Redis calls may leave goroutines behind that still
+		// hold theirs.
+		w.pipe.Decide(w.bg, w.sync.Load(), &preq, &d)
+	}
+
+	var body reqBody
+	defer body.release(req)
+	if d.Problem == nil {
+		if p := w.prepareBody(req, d.API, &body); p != nil {
+			d.Done(balance.Result{})
+			d.Problem = p
+		}
+	}
+	// Hop-by-hop headers of a request to forward, those the client's
+	// Connection header names included, go before the gateway sets any of
+	// its own (request id, trace context, X-Forwarded-*, X-Real-IP), so
+	// that a client cannot name one of those in Connection to have the
+	// gateway's value removed. (After the body's framing was read.)
+	upgrading := false
+	if d.Problem == nil {
+		upgrading = isUpgrade(&req.Header)
+		stripHopRequest(&req.Header)
+	}
 
 	var idBuf [32]byte
 	reqID := req.Header.Peek(hdrRequestID)
@@ -95,15 +154,6 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		var tp [55]byte
 		req.Header.SetBytesV(hdrTraceparent, w.newTraceparent(tp[:0]))
 	}
-
-	var body reqBody
-	defer body.release(req)
-	if d.Problem == nil {
-		if p := w.prepareBody(req, d.API, &body); p != nil {
-			d.Done(balance.Result{})
-			d.Problem = p
-		}
-	}
 	if d.Problem != nil {
 		w.writeProblem(ctx, d.Problem, &d, reqID)
 		if body.clientFailed() {
@@ -112,7 +162,7 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 		w.finish(ctx, &d, start, reqID, body.bytesIn())
 		return
 	}
-	if err := w.forward(ctx, &d, &preq, clientIP, &body); err != nil {
+	if err := w.forward(ctx, &d, &preq, clientIP, &body, upgrading); err != nil {
 		p := w.upstreamProblem(err, &d)
 		if body.clientFailed() {
 			// The client's body broke off or went over the limit while it
@@ -157,7 +207,9 @@ func (w *Worker) finish(ctx *fasthttp.RequestCtx, d *pipeline.Decision, start ti
 // and budget allow (only a body held whole in memory can be sent again; a
 // streamed one is sent once). The response lands in ctx.Response, cleaned
 // of hop-by-hop headers.
-func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *pipeline.Request, clientIP []byte, body *reqBody) error {
+// The hop-by-hop headers of the request are gone already (HandleFastHTTP);
+// upgrading reports a WebSocket upgrade, detected before.
+func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *pipeline.Request, clientIP []byte, body *reqBody, upgrading bool) error {
 	req := &ctx.Request
 	api := d.API
 
@@ -182,7 +234,12 @@ func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 		req.Header.SetBytesV(hdrXFHost, req.Header.Host())
 	}
 	if !trusted {
-		req.Header.Del(hdrForwarded)
+		stripClientClaims(&req.Header)
+	}
+	// X-Real-IP is the client as the gateway trusts it, like the last
+	// X-Forwarded-For entry: a trusted proxy's value is kept.
+	if !trusted || len(req.Header.Peek(hdrXRealIP)) == 0 {
+		req.Header.SetBytesV(hdrXRealIP, clientIP)
 	}
 
 	// Credentials of the gateway are not the upstream's business.
@@ -190,8 +247,6 @@ func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 	if d.KeyInAuthorization {
 		req.Header.Del(hdrAuthorization)
 	}
-	upgrading := isUpgrade(&req.Header)
-	stripHopRequest(&req.Header)
 	switch api.Config.Host {
 	case proxycfg.HostTarget:
 		req.UseHostHeader = false
@@ -202,10 +257,15 @@ func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 		req.UseHostHeader = true
 	}
 
-	// Path: strip the base path; the target's path is prefixed per attempt.
-	path := req.URI().Path()
+	// Path: the client's, in normal form (router.CleanPath) and never
+	// decoded, less the base path's segments; the target's path is
+	// prefixed per attempt. The request line is written from it as it is
+	// (DisablePathNormalizing here and on the HostClients): fasthttp's
+	// normalizer would decode "%3B" and the like, which changes the path.
+	req.URI().DisablePathNormalizing = true
+	path := req.URI().PathOriginal()
 	if api.Config.StripBasePath {
-		path = router.StripPrefix(path, api.Config.BasePath)
+		path = router.StripSegments(path, api.BaseSegments)
 	}
 	var pathBuf [256]byte
 	path = append(pathBuf[:0], path...)
@@ -266,6 +326,7 @@ func (w *Worker) forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 			return err
 		}
 		stripHopResponse(&ctx.Response.Header)
+		hostOnlyCookies(&ctx.Response.Header)
 		return nil
 	}
 }
@@ -409,6 +470,10 @@ func setRateHeaders(ctx *fasthttp.RequestCtx, d *pipeline.Decision) {
 
 func stripHopRequest(h *fasthttp.RequestHeader) {
 	for _, name := range connectionTokens(h.Peek("Connection")) {
+		// The message's framing and target are not the client's to drop.
+		if bytes.EqualFold(name, []byte("Host")) || bytes.EqualFold(name, []byte("Content-Length")) {
+			continue
+		}
 		h.DelBytes(name)
 	}
 	for _, name := range hopHeaders {
@@ -416,6 +481,121 @@ func stripHopRequest(h *fasthttp.RequestHeader) {
 	}
 	// Keep-alive to the upstream is the gateway's choice, not the client's.
 	h.ResetConnectionClose()
+}
+
+// stripClientClaims removes the clientClaims headers in one pass over the
+// header (no work beyond it when there are none, the usual case).
+func stripClientClaims(h *fasthttp.RequestHeader) {
+	var found [4][]byte
+	n := 0
+	for k := range h.All() {
+		if n < len(found) && isClientClaim(k) {
+			found[n] = k
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	var names [len(found)]string
+	for i := range n {
+		names[i] = string(found[i])
+	}
+	for i := range n {
+		h.Del(names[i])
+	}
+	if n == len(found) {
+		// More than fit in one pass: remove by name, all of them.
+		for _, name := range clientClaims {
+			h.Del(name)
+		}
+	}
+}
+
+func isClientClaim(k []byte) bool {
+	if len(k) < 9 {
+		return false
+	}
+	switch k[0] | 0x20 {
+	case 'f', 't', 'x', 'c':
+	default:
+		return false
+	}
+	for _, name := range clientClaims {
+		if len(name) == len(k) && bytes.EqualFold(k, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnlyCookies removes the Domain attribute of every cookie the
+// upstream sets, making each one host-only. All tenants are served under
+// one proxy domain (<slug>.<domain>), so a cookie of tenant A's backend
+// with "Domain=<domain>" would reach tenant B's hosts (and B's backend
+// could overwrite A's cookies the same way): a tenant's cookies must stay
+// on the host that set them. (Operators should also register the proxy
+// domain in the Public Suffix List, so that browsers refuse such cookies
+// themselves; that is a deployment step, not the gateway's.)
+func hostOnlyCookies(h *fasthttp.ResponseHeader) {
+	scoped := false
+	for _, v := range h.Cookies() {
+		if cookieDomain(v) >= 0 {
+			scoped = true
+			break
+		}
+	}
+	if !scoped {
+		return
+	}
+	// Rare: rebuild the cookie list (values copied first, as the list's
+	// buffers are reused when cookies are added back).
+	var all [][]byte
+	for _, v := range h.Cookies() {
+		all = append(all, stripCookieDomain(nil, v))
+	}
+	h.DelAllCookies()
+	for _, v := range all {
+		h.AddBytesV("Set-Cookie", v)
+	}
+}
+
+// cookieDomain returns the index of the first Domain attribute of a
+// Set-Cookie value (after the name=value pair), or -1.
+func cookieDomain(v []byte) int {
+	i := bytes.IndexByte(v, ';')
+	if i < 0 {
+		return -1
+	}
+	for i < len(v) {
+		j := bytes.IndexByte(v[i+1:], ';')
+		end := len(v)
+		if j >= 0 {
+			end = i + 1 + j
+		}
+		name, _, _ := bytes.Cut(v[i+1:end], []byte{'='})
+		if bytes.EqualFold(bytes.TrimSpace(name), []byte("domain")) {
+			return i
+		}
+		i = end
+	}
+	return -1
+}
+
+// stripCookieDomain appends v without its Domain attributes to dst.
+func stripCookieDomain(dst, v []byte) []byte {
+	for {
+		i := cookieDomain(v)
+		if i < 0 {
+			return append(dst, v...)
+		}
+		dst = append(dst, v[:i]...)
+		j := bytes.IndexByte(v[i+1:], ';')
+		if j < 0 {
+			return dst
+		}
+		v = v[i+1+j:]
+	}
 }
 
 func stripHopResponse(h *fasthttp.ResponseHeader) {

@@ -18,6 +18,7 @@ func (w *Worker) runHealthReport(bg context.Context, loops *sync.WaitGroup) {
 		WorkerID: w.thr.id,
 		Targets:  w.healthReports,
 		Logger:   w.logger.With("component", "health-report"),
+		Outage:   w.redis,
 	})
 	if err != nil {
 		w.logger.Error("target health reporting off", "err", err)

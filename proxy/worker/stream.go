@@ -86,6 +86,7 @@ func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, d *pipeline.Decision) error {
 	d.Done(balance.Result{Status: rh.StatusCode(), Latency: time.Since(start)})
 	resp := &ctx.Response
 	rh.CopyTo(&resp.Header)
+	hostOnlyCookies(&resp.Header)
 	if rh.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		// Refused: pass the answer on (its body, if any, is not read).
 		up.Close()

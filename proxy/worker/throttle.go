@@ -32,16 +32,17 @@ func (w *Worker) setupThrottling() error {
 	t.id = string(w.idPrefix[:])
 	logger := w.logger.With("component", "ratelimit")
 	t.peers = ratelimit.NewPeers(w.opts.Redis, w.opts.Keys, t.id, 0, logger)
+	t.peers.ReportTo(w.redis)
 	t.limiter = ratelimit.New(ratelimit.Options{
 		Redis: w.opts.Redis, Keys: w.opts.Keys, Timeout: w.opts.RateLimitTimeout,
-		LeaseTarget: w.opts.RateLimitLeaseTarget, Peers: t.peers, Logger: logger,
+		LeaseTarget: w.opts.RateLimitLeaseTarget, Peers: t.peers, Logger: logger, Outage: w.redis,
 	})
 	t.quotas = t.limiter.Quotas()
 	t.conc = t.limiter.Concurrency()
 	w.pipe.Limiter, w.pipe.Quotas, w.pipe.Concurrency = t.limiter, t.quotas, t.conc
 	if !w.opts.DisableMetering {
 		m, err := meter.New(meter.Options{Redis: w.opts.Redis, Keys: w.opts.Keys, WorkerID: t.id,
-			Interval: w.opts.MeterInterval, Logger: w.logger.With("component", "meter")})
+			Interval: w.opts.MeterInterval, Logger: w.logger.With("component", "meter"), Outage: w.redis})
 		if err != nil {
 			return err
 		}

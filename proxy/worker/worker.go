@@ -37,6 +37,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/keyauth"
 	"github.com/tollgate/tollgate/proxy/metrics"
 	"github.com/tollgate/tollgate/proxy/netguard"
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/pipeline"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/tlsstore"
@@ -73,9 +74,15 @@ type Options struct {
 	// ctx is cancelled while /readyz already answers 503, so that a load
 	// balancer stops sending before the listener closes; 0 means none.
 	DrainDelay time.Duration
-	// SnapshotFile, if set, keeps the last good snapshot on local disk: it
-	// is written after every swap and loaded at start when Redis has none
-	// to give, so a worker restarted while Redis is down still serves.
+	// SnapshotFile keeps the last good snapshot on local disk: it is
+	// written after every swap and loaded at start when Redis has none to
+	// give, so a worker restarted while Redis is down still serves. The
+	// product keeps it by default: the proxy command passes
+	// configsync.DefaultSnapshotPath(redisURL, prefix), a file per Redis
+	// deployment and key prefix in the state directory, unless the
+	// operator names another file or "off". Here "" and "off"
+	// (configsync.SnapshotOff) keep nothing on disk, so that tests and
+	// embedders never write into the machine's state directory unasked.
 	SnapshotFile string
 	// TrustedProxies are the client address ranges whose X-Forwarded-*
 	// and Forwarded headers are kept (appended to); from anyone else they
@@ -127,6 +134,11 @@ type Options struct {
 	MeterInterval time.Duration
 	// DisableMetering turns usage metering off (benchmarks).
 	DisableMetering bool
+	// KeyMaxStale is how long past its cache TTL a key record keeps
+	// answering while Redis cannot be asked (keyauth.Options.MaxStale);
+	// beyond it the key gets 503. 0 means 15 minutes, negative means not
+	// at all.
+	KeyMaxStale time.Duration
 }
 
 // Worker is one proxy worker. Create it with New and run it with Serve.
@@ -153,11 +165,14 @@ type Worker struct {
 	idSeq    atomic.Uint64
 	spanSalt uint64
 
-	jwt      *jwtauth.Verifier
-	metrics  *metrics.Metrics
-	unrouted *metrics.APIMetrics
-	access   *accessLog
-	inflight atomic.Int64
+	jwt   *jwtauth.Verifier
+	redis *outage.Tracker // whether Redis answers; logs outages once
+
+	snapshotFile string // the last good snapshot on disk; "" for none
+	metrics      *metrics.Metrics
+	unrouted     *metrics.APIMetrics
+	access       *accessLog
+	inflight     atomic.Int64
 
 	thr throttling
 }
@@ -207,6 +222,10 @@ func New(opts Options) (*Worker, error) {
 	if opts.IdleTimeout <= 0 {
 		w.opts.IdleTimeout = 60 * time.Second
 	}
+	// Every component reports its Redis calls to one tracker, so that an
+	// outage is logged once when it starts, at most once a minute while it
+	// lasts and once when it ends, whichever components notice it.
+	w.redis = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
 	w.metrics = opts.Metrics
 	if w.metrics == nil {
 		w.metrics = metrics.New(metrics.Sources{
@@ -214,6 +233,7 @@ func New(opts Options) (*Worker, error) {
 			ConfigAge:  w.configAge,
 			Targets:    w.targetStates,
 			InFlight:   w.inflight.Load,
+			RedisDown:  w.redis.DownFor,
 		})
 	}
 	w.unrouted = w.metrics.API("", "")
@@ -229,10 +249,12 @@ func New(opts Options) (*Worker, error) {
 	}
 	w.health = health.New(w.dialer, opts.Logger.With("component", "health"))
 	keys, err := keyauth.New(keyauth.Options{
-		Redis:  opts.Redis,
-		Keys:   opts.Keys,
-		Secret: opts.Secret,
-		Logger: opts.Logger.With("component", "keyauth"),
+		Redis:    opts.Redis,
+		Keys:     opts.Keys,
+		Secret:   opts.Secret,
+		MaxStale: opts.KeyMaxStale,
+		Logger:   opts.Logger.With("component", "keyauth"),
+		Outage:   w.redis,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -242,6 +264,11 @@ func New(opts Options) (*Worker, error) {
 	if err := w.setupThrottling(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	cacheFile := opts.SnapshotFile
+	if cacheFile == configsync.SnapshotOff {
+		cacheFile = ""
+	}
+	w.snapshotFile = cacheFile
 	w.sync, err = configsync.New(configsync.Options[pipeline.Runtime]{
 		Redis:        opts.Redis,
 		Keys:         opts.Keys,
@@ -249,14 +276,19 @@ func New(opts Options) (*Worker, error) {
 		Swapped:      w.swapped,
 		PollInterval: opts.PollInterval,
 		Logger:       opts.Logger.With("component", "configsync"),
-		CacheFile:    opts.SnapshotFile,
+		CacheFile:    cacheFile,
 		Rejected:     func(int64, error) { w.metrics.ConfigRejected() },
+		Outage:       w.redis,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	return w, nil
 }
+
+// SnapshotFile is where the worker keeps its last good snapshot ("" for
+// nowhere).
+func (w *Worker) SnapshotFile() string { return w.snapshotFile }
 
 // Ready reports whether the worker serves traffic: it has a good snapshot
 // and is not shutting down.
@@ -362,8 +394,11 @@ func (w *Worker) hostClient(key string, t *pipeline.Target, connect, read time.D
 		MaxConnWaitTimeout:       5 * time.Second,
 		MaxIdleConnDuration:      60 * time.Second,
 		NoDefaultUserAgentHeader: true,
-		ReadBufferSize:           16 << 10,
-		ReadTimeout:              read,
+		// The request line carries the client's path in normal form
+		// (router.CleanPath), not fasthttp's decoded rewrite of it.
+		DisablePathNormalizing: true,
+		ReadBufferSize:         16 << 10,
+		ReadTimeout:            read,
 	}
 	w.clients[key] = c
 	return c
@@ -388,6 +423,9 @@ func (w *Worker) swapped(_, cur *pipeline.Runtime) {
 	}
 	w.statsMu.Unlock()
 	w.metrics.ConfigSwapped()
+	if n := w.jwt.Prune(cur.JWTIssuers()); n > 0 {
+		w.logger.Info("jwt issuers of removed apis dropped", "issuers", n)
+	}
 	go cur.WarmJWT(w.bg)
 	w.clientsMu.Lock()
 	defer w.clientsMu.Unlock()

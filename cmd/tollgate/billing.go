@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -10,11 +11,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate/billing"
+	"github.com/tollgate/tollgate/billing/metering"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/web/devportal"
+	"github.com/tollgate/tollgate/web/portal"
 )
 
 // newBilling builds billing from TOLLGATE_STRIPE_*: off (nil Stripe client)
@@ -26,6 +29,46 @@ func newBilling(getenv func(string) string, db *pgxpool.Pool, secret []byte, all
 	}
 	cat := catalog.New(db, secret, allowPrivate)
 	return billing.New(cfg, db, cat, nil, log.With("component", "billing"))
+}
+
+// controlBilling is billing as the control plane runs it: the service
+// (nil Stripe: off) and, when it is on, the metering runner serveControl
+// runs. newControlBilling builds it.
+type controlBilling struct {
+	Service  *billing.Service
+	Metering *metering.Runner
+}
+
+// newControlBilling builds billing from TOLLGATE_STRIPE_* (newBilling) and,
+// when it is on, the metering runner (usage windows to Stripe meter
+// events), so that the tenant portal's usage repair wakes the very runner
+// that sends.
+func newControlBilling(getenv func(string) string, db *pgxpool.Pool, secret []byte, allowPrivate bool, log *slog.Logger) (*controlBilling, error) {
+	bill, err := newBilling(getenv, db, secret, allowPrivate, log)
+	if err != nil {
+		return nil, err
+	}
+	cb := &controlBilling{Service: bill}
+	if bill.Enabled() {
+		if cb.Metering, err = metering.New(metering.Options{DB: db, Client: bill.Stripe,
+			Logger: log.With("component", "metering")}); err != nil {
+			return nil, fmt.Errorf("metering: %w", err)
+		}
+	}
+	return cb, nil
+}
+
+// portal is the tenant portal's billing page back end: billing, and the
+// metering runner's producer for the usage repair; billing off for nil.
+func (cb *controlBilling) portal() portal.Billing {
+	if cb == nil || cb.Service == nil {
+		return portal.Billing{}
+	}
+	b := portal.Billing{Service: cb.Service}
+	if cb.Metering != nil {
+		b.Usage, b.Window = cb.Metering.Producer(), metering.DefaultWindow
+	}
+	return b
 }
 
 // mountBilling adds billing's routes to the control plane's mux: the

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/clientip"
 )
 
 // config is the operator configuration of DESIGN.md, read from the environment.
@@ -37,6 +38,11 @@ type config struct {
 	// PortalGatewayAddr is where the try-it relay connects to reach the
 	// gateway (TOLLGATE_PORTAL_GATEWAY_ADDR); "" dials the gateway URL's host.
 	PortalGatewayAddr string
+	// TrustedProxies (TOLLGATE_TRUSTED_PROXIES: CIDRs or addresses, comma
+	// separated) are the load balancers in front of the control plane whose
+	// X-Forwarded-For names the client, for throttling sign-in, sign-up and
+	// reset per client; unset trusts none (the TCP peer is the client).
+	TrustedProxies clientip.Trusted
 }
 
 const (
@@ -83,6 +89,13 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 			return c, fmt.Errorf("TOLLGATE_UPSTREAM_ALLOW_PRIVATE=%q: not a boolean", v)
 		}
 		c.AllowPrivate = b
+	}
+	if v := getenv("TOLLGATE_TRUSTED_PROXIES"); strings.TrimSpace(v) != "" {
+		t, err := clientip.Parse(v)
+		if err != nil {
+			return c, fmt.Errorf("TOLLGATE_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = t
 	}
 	if v := getenv("TOLLGATE_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

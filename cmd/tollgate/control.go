@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/billing/metering"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mgmtapi"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
@@ -47,8 +48,14 @@ type controlDeps struct {
 	Billing *billing.Service
 	// PublicURL is the control plane's external URL (links in key records).
 	PublicURL string
-	// Metering reports usage to Stripe (set by serveControl when billing is on).
+	// Metering reports usage to Stripe when billing is on
+	// (newControlBilling); nil makes serveControl build its own.
 	Metering *metering.Runner
+	// DBMonitor logs Postgres outages; nil makes one with the defaults.
+	DBMonitor *store.Monitor
+	// Limits are the operator's per-tenant limits (TOLLGATE_LIMIT_*); nil
+	// means the defaults.
+	Limits *limits.Limits
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
@@ -65,7 +72,7 @@ func controlMux(d controlDeps) http.Handler {
 	mux.Handle("/v1/", mgmtapi.New(mgmtapi.Options{
 		DB: d.DB, Secret: d.Secret, OperatorToken: d.OperatorToken,
 		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger, Redis: d.Redis, Keys: d.Keys,
-		Developers: d.Developers,
+		Developers: d.Developers, Limits: d.Limits,
 	}))
 	if d.Billing != nil {
 		mountBilling(mux, d)
@@ -90,15 +97,36 @@ func controlMux(d controlDeps) http.Handler {
 	return mux
 }
 
+// Control plane HTTP server limits. A slow client cannot hold a connection
+// open for long while sending headers or a body, and a handler's answer has
+// WriteTimeout to be written: the slowest ones, an SDK download (generated
+// on first use) and a try-it relay call (30s at most, tryit.DefaultTimeout),
+// fit with room to spare.
+const (
+	controlReadHeaderTimeout = 10 * time.Second
+	controlReadTimeout       = 30 * time.Second
+	controlWriteTimeout      = 75 * time.Second
+	controlIdleTimeout       = 120 * time.Second
+	controlMaxHeaderBytes    = 64 << 10
+)
+
+// controlServer is the control plane's HTTP server for h.
+func controlServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: controlReadHeaderTimeout,
+		ReadTimeout:       controlReadTimeout,
+		WriteTimeout:      controlWriteTimeout,
+		IdleTimeout:       controlIdleTimeout,
+		MaxHeaderBytes:    controlMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // serveControl runs the management API on ln and the config publisher until
 // ctx is cancelled, then shuts the server down gracefully.
 func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           controlHandler(d),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
-	}
+	srv := controlServer(controlHandler(d), d.Logger)
 	pub := publish.New(publish.Options{
 		DB: d.DB, Redis: d.Redis, Keys: d.Keys, Logger: d.Logger, PollInterval: d.PollInterval,
 		BillingURL: billingLink(d),
@@ -113,17 +141,30 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	var wg sync.WaitGroup
 	// The usage aggregator only returns when ctx ends; it retries failures.
 	wg.Go(func() { _ = agg.Run(ctx) })
+	// Postgres outages are logged once, then once a minute, then once on
+	// recovery; requests meanwhile answer 503 (mgmtapi, portals).
+	dbWatch := d.DBMonitor
+	if dbWatch == nil {
+		dbWatch = &store.Monitor{DB: d.DB, Logger: d.Logger.With("component", "postgres")}
+	}
+	wg.Go(func() { dbWatch.Run(ctx) })
 	if d.Billing.Enabled() {
 		// Stripe work (plan products and prices) from the billing outbox,
 		// and metered usage as meter events.
 		runner := &billing.Runner{Billing: d.Billing}
 		wg.Go(func() { _ = runner.Run(ctx) })
-		meters, err := metering.New(metering.Options{DB: d.DB, Client: d.Billing.Stripe,
-			Logger: d.Logger.With("component", "metering")})
-		if err != nil {
-			return fmt.Errorf("metering: %w", err)
+		// The runner the tenant portal's usage repair wakes, when the
+		// caller built one (newMetering); else one of its own.
+		meters := d.Metering
+		if meters == nil {
+			var err error
+			meters, err = metering.New(metering.Options{DB: d.DB, Client: d.Billing.Stripe,
+				Logger: d.Logger.With("component", "metering")})
+			if err != nil {
+				return fmt.Errorf("metering: %w", err)
+			}
+			d.Metering = meters
 		}
-		d.Metering = meters
 		wg.Go(func() { _ = meters.Run(ctx) })
 	}
 	errs := make(chan error, 2)
@@ -175,17 +216,20 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		return fmt.Errorf("listen on TOLLGATE_CONTROL_ADDR: %w", err)
 	}
 	log.Info("control plane listening", "addr", ln.Addr().String())
-	web, err := newPortal(ctx, cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil)
+	// Billing first: the tenant portal's billing page and the developer
+	// portals use it, and the portal's usage repair wakes the metering
+	// runner serveControl runs.
+	bill, err := newControlBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	bill, err := newBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log)
+	web, err := newPortal(ctx, cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil, bill)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	dp, devs, err := newDevPortal(cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil, bill)
+	dp, devs, err := newDevPortal(cfg, db, rdb, cfg.keys(), log, ln.Addr().String(), nil, bill.Service)
 	if err != nil {
 		ln.Close()
 		return err
@@ -193,8 +237,8 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 	return serveControl(ctx, controlDeps{
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
 		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web, DevPortal: dp, Developers: devs,
-		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())), Billing: bill,
-		PublicURL: cfg.publicURL(ln.Addr().String()),
+		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())), Billing: bill.Service,
+		PublicURL: cfg.publicURL(ln.Addr().String()), Metering: bill.Metering,
 	}, ln)
 }
 

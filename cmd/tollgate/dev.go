@@ -135,7 +135,13 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	// The tenant portal and the developer portals; their emails go to an
 	// in-memory sink shown at /dev/mail.
 	sink := &mail.Sink{}
-	if deps.Portal, err = newPortal(ctx, cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink); err != nil {
+	bill, err := newControlBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log)
+	if err != nil {
+		controlLn.Close()
+		return err
+	}
+	deps.Billing, deps.Metering = bill.Service, bill.Metering
+	if deps.Portal, err = newPortal(ctx, cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink, bill); err != nil {
 		controlLn.Close()
 		return err
 	}
@@ -147,11 +153,6 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	if cfg.ProxyPublicURL == "" {
 		// The port actually bound (the configured one may be :0).
 		cfg.ProxyPublicURL = "http://{slug}." + cfg.ProxyDomain + ":" + portOf(trafficLn.Addr())
-	}
-	if deps.Billing, err = newBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log); err != nil {
-		controlLn.Close()
-		trafficLn.Close()
-		return err
 	}
 	deps.PublicURL = cfg.publicURL(controlLn.Addr().String())
 	if deps.DevPortal, deps.Developers, err = newDevPortal(cfg, db, rdb, cfg.keys(), log, controlLn.Addr().String(), sink, deps.Billing); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/egress"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/sdk"
 	"github.com/tollgate/tollgate/services/tenancy"
@@ -78,6 +79,9 @@ func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys 
 		Domain: cfg.PortalDomain, GatewayURL: cfg.gatewayURL(), GatewayDial: cfg.gatewayDial(),
 		Secure: strings.HasPrefix(pub, "https://"), Port: port, Logger: log.With("component", "devportal"),
 		Secret: cfg.Secret, Billing: billingOf(bill),
+		// Tenants' developer IdPs: guarded like upstream targets (dev mode
+		// allows loopback and http).
+		OIDCClient: egress.New(egress.Options{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowPrivate}),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -34,8 +34,12 @@ func TestCustomDomainEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := settings.AddDomain(ctx, p.db, audit.Actor{TenantID: tenantID(other.token), Name: "e2e"}, host, "localhost"); err == nil {
-		t.Fatal("a second tenant could register the same domain")
+	// An unverified claim blocks nobody: the rival may claim the name too,
+	// and loses its claim when the owner verifies it.
+	rival := audit.Actor{TenantID: tenantID(other.token), Name: "e2e"}
+	rd, err := settings.AddDomain(ctx, p.db, rival, host, "localhost")
+	if err != nil {
+		t.Fatalf("an unverified claim blocked another tenant: %v", err)
 	}
 	p.eventually(5*time.Second, "the key works on the tenant's own host", func() bool {
 		return p.call(0, "shop.localhost", "/echo/x", shop.key).status == 200
@@ -53,6 +57,13 @@ func TestCustomDomainEndToEnd(t *testing.T) {
 	}
 	if _, err := settings.VerifyDomain(ctx, p.db, who, d.ID, lookup); err != nil {
 		t.Fatal(err)
+	}
+	// The rival's claim is gone, and it can neither claim nor verify the name now.
+	if _, err := settings.VerifyDomain(ctx, p.db, rival, rd.ID, lookup); err == nil {
+		t.Fatal("the rival verified a domain another tenant owns")
+	}
+	if _, err := settings.AddDomain(ctx, p.db, rival, host, "localhost"); err == nil {
+		t.Fatal("the rival claimed a verified domain")
 	}
 	took := p.eventually(2*time.Second, "the verified domain is served by both workers", func() bool {
 		return p.call(0, host, "/echo/x", shop.key).backend == "shop" && p.call(1, host, "/echo/x", shop.key).backend == "shop"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/worker"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mail/mailtest"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/storetest"
@@ -39,9 +40,25 @@ type platform struct {
 	db       *pgxpool.Pool
 	// smtp receives the control plane's mail.
 	smtp *mailtest.Server
+	// stripe is the platform's Stripe (platformOpts.stripe), nil without.
+	stripe *platformStripe
+}
+
+// platformOpts choose what startPlatformWith runs besides the control plane
+// and two workers.
+type platformOpts struct {
+	// stripe turns billing on: TOLLGATE_STRIPE_* point at stripe-mock
+	// (through a recording proxy) and the control plane builds billing and
+	// metering from them as `tollgate control` does (billing_e2e_test.go).
+	stripe bool
 }
 
 func startPlatform(t *testing.T) *platform {
+	t.Helper()
+	return startPlatformWith(t, platformOpts{})
+}
+
+func startPlatformWith(t *testing.T, o platformOpts) *platform {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dsn := storetest.NewDatabase(t)
@@ -62,7 +79,7 @@ func startPlatform(t *testing.T) *platform {
 	var wg sync.WaitGroup
 	controlLn := listen(t)
 	p.control = "http://" + controlLn.Addr().String()
-	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator,
+	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator, Limits: testLimits(),
 		AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond}
 	// The developer portals, with mail through a real SMTP server and the
 	// first worker as the gateway (try-it, SDK base URLs).
@@ -70,7 +87,11 @@ func startPlatform(t *testing.T) *platform {
 	p.smtp = mailtest.New(t)
 	cfg := config{Secret: secret, AllowPrivate: true, SMTPURL: p.smtp.URL(), ProxyDomain: "localhost",
 		PortalDomain: "developers.localhost", ProxyPublicURL: "http://{slug}.localhost:" + portOf(traffic[0].Addr())}
-	dp, devs, err := newDevPortal(cfg, db, rdb, keys, log, controlLn.Addr().String(), nil, nil)
+	if o.stripe {
+		bill := p.startStripe(db, secret, log)
+		deps.Billing, deps.Metering, deps.PublicURL = bill.Service, bill.Metering, p.control
+	}
+	dp, devs, err := newDevPortal(cfg, db, rdb, keys, log, controlLn.Addr().String(), nil, deps.Billing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,4 +444,12 @@ type testWriter struct{ t *testing.T }
 func (w *testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// testLimits are the default per-tenant limits with health checks allowed
+// every 100 ms, as the tests' upstreams probe (the default minimum is 1 s).
+func testLimits() *limits.Limits {
+	lim := limits.Defaults()
+	lim.MinHealthIntervalMS = 100
+	return &lim
 }

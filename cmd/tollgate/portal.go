@@ -37,8 +37,9 @@ func (c config) publicURL(controlAddr string) string {
 // newPortal builds the tenant portal from the configuration. devSink, when
 // not nil, receives every email (dev mode and tests) and is served at
 // /dev/mail; otherwise TOLLGATE_SMTP_URL is required to deliver mail, and
-// without it mail is kept in memory with a warning.
-func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys proxycfg.Keys, log *slog.Logger, controlAddr string, devSink *mail.Sink) (http.Handler, error) {
+// without it mail is kept in memory with a warning. bill runs the billing
+// page; nil shows billing off.
+func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys proxycfg.Keys, log *slog.Logger, controlAddr string, devSink *mail.Sink, bill *controlBilling) (http.Handler, error) {
 	mailer, devMail, err := newMailer(cfg, log, devSink)
 	if err != nil {
 		return nil, err
@@ -60,7 +61,8 @@ func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.Univ
 		DB: db, Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
 		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,
-		Redis: rdb, Keys: keys, DevPortalURL: cfg.devPortalURL(pub),
+		Redis: rdb, Keys: keys, DevPortalURL: cfg.devPortalURL(pub), TrustedProxies: cfg.TrustedProxies,
+		Billing: bill.portal(),
 	})
 }
 

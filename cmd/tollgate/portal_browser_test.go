@@ -56,7 +56,7 @@ func startPortalPlatform(t *testing.T, backend string) *portalPlatform {
 	controlLn := listen(t)
 	p.control = "http://" + controlLn.Addr().String()
 	cfg := config{Secret: []byte("portal-browser-" + randHex(8)), AllowPrivate: true, ProxyDomain: "localhost", PublicURL: p.control}
-	web, err := newPortal(ctx, cfg, db, rdb, keys, log, controlLn.Addr().String(), p.sink)
+	web, err := newPortal(ctx, cfg, db, rdb, keys, log, controlLn.Addr().String(), p.sink, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

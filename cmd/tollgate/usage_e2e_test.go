@@ -61,7 +61,7 @@ func TestUsageExactlyOnce(t *testing.T) {
 		pr := &proc{cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(pr.done)
-			_ = serveControl(cctx, controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator,
+			_ = serveControl(cctx, controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator, Limits: testLimits(),
 				AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond}, ln)
 		}()
 		return pr

@@ -1,8 +1,10 @@
 // Package accounts manages the people who sign in to the tenant portal: users
 // and their roles (owner, admin, viewer), argon2id passwords, sessions stored
-// in Postgres, team invitations, password reset tokens, single sign-on
-// identities and login throttling. Tenants themselves are made by
-// services/tenancy; this package adds their owner and team.
+// in Postgres, email verification, team invitations, password reset tokens,
+// single sign-on identities with the tenant's admission rules, and the
+// throttling of sign-up, sign-in and reset (services/throttle). Tenants
+// themselves are made by services/tenancy; this package adds their owner and
+// team.
 package accounts
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
+	"github.com/tollgate/tollgate/services/throttle"
 )
 
 // Roles of a user in its tenant. Owners manage the team and every object;
@@ -44,13 +47,17 @@ func CanManageTeam(role string) bool { return role == RoleOwner }
 
 // User is one person who signs in to a tenant.
 type User struct {
-	ID          string    `json:"id"`
-	TenantID    string    `json:"tenant_id"`
-	Email       string    `json:"email"`
-	Name        string    `json:"name"`
-	Role        string    `json:"role"`
-	HasPassword bool      `json:"has_password"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          string `json:"id"`
+	TenantID    string `json:"tenant_id"`
+	Email       string `json:"email"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	HasPassword bool   `json:"has_password"`
+	// EmailVerified is set once the user proved the address (signup link,
+	// invitation, password reset, or an identity provider vouching for it).
+	// Single sign-on links only verified accounts.
+	EmailVerified bool      `json:"email_verified"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // Actor is the audit identity of what the user does.
@@ -102,11 +109,18 @@ func digest(secret string) string {
 	return hex.EncodeToString(s[:])
 }
 
-const userCols = `id, tenant_id, email, name, role, password_hash IS NOT NULL, created_at`
+const userCols = `id, tenant_id, email, name, role, password_hash IS NOT NULL, email_verified_at IS NOT NULL, created_at`
+
+// userColsOf is userCols qualified by a table alias.
+func userColsOf(alias string) string {
+	a := alias + "."
+	return a + `id, ` + a + `tenant_id, ` + a + `email, ` + a + `name, ` + a + `role, ` + a + `password_hash IS NOT NULL, ` +
+		a + `email_verified_at IS NOT NULL, ` + a + `created_at`
+}
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.HasPassword, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.HasPassword, &u.EmailVerified, &u.CreatedAt)
 	return u, err
 }
 
@@ -117,11 +131,15 @@ type SignupInput struct {
 	Name     string
 	Email    string
 	Password string
+	// Client is the caller's address (the throttle's subject).
+	Client string
 }
 
 // Signup creates the tenant (through tenancy.Create, with its first admin
-// token) and its owner. Validation errors name the fields company, slug,
-// name, email and password.
+// token) and its owner, whose address is not verified yet: the caller mails
+// a link made by NewVerification. Sign-ups are throttled per client and per
+// address (a *fault.ThrottledError) before any password is hashed.
+// Validation errors name the fields company, slug, name, email and password.
 func Signup(ctx context.Context, db *pgxpool.Pool, secret []byte, in SignupInput) (tenancy.Tenant, User, error) {
 	v := &fault.ValidationError{}
 	checkName(v, "company", in.Company)
@@ -131,12 +149,15 @@ func Signup(ctx context.Context, db *pgxpool.Pool, secret []byte, in SignupInput
 	if err := v.Err(); err != nil {
 		return tenancy.Tenant{}, User{}, err
 	}
+	if err := hit(ctx, db, "signup:client:"+in.Client, RuleSignupClient, "signup:account:"+email, RuleSignupAccount); err != nil {
+		return tenancy.Tenant{}, User{}, err
+	}
 	if taken, err := emailTaken(ctx, db, email); err != nil {
 		return tenancy.Tenant{}, User{}, err
 	} else if taken {
 		return tenancy.Tenant{}, User{}, fault.Conflict("email", "an account with this email already exists; sign in instead")
 	}
-	hash, err := HashPassword(in.Password)
+	hash, err := hashPassword(ctx, in.Password)
 	if err != nil {
 		return tenancy.Tenant{}, User{}, err
 	}
@@ -154,7 +175,7 @@ func Signup(ctx context.Context, db *pgxpool.Pool, secret []byte, in SignupInput
 	}
 	var u User
 	err = store.InTx(ctx, db, func(tx pgx.Tx) error {
-		u, err = insertUser(ctx, tx, t.ID, email, in.Name, RoleOwner, hash)
+		u, err = insertUser(ctx, tx, t.ID, email, in.Name, RoleOwner, hash, false)
 		if err != nil {
 			return err
 		}
@@ -182,13 +203,16 @@ func emailTaken(ctx context.Context, q interface {
 	return n > 0, nil
 }
 
-func insertUser(ctx context.Context, tx pgx.Tx, tenantID, email, name, role, hash string) (User, error) {
+// insertUser adds a user; verified says whether the address is proven
+// already (an invitation, an identity provider, the operator).
+func insertUser(ctx context.Context, tx pgx.Tx, tenantID, email, name, role, hash string, verified bool) (User, error) {
 	var h *string
 	if hash != "" {
 		h = &hash
 	}
-	u, err := scanUser(tx.QueryRow(ctx, `INSERT INTO users (tenant_id, email, name, role, password_hash)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+userCols, tenantID, email, strings.TrimSpace(name), role, h))
+	u, err := scanUser(tx.QueryRow(ctx, `INSERT INTO users (tenant_id, email, name, role, password_hash, email_verified_at)
+		VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END) RETURNING `+userCols,
+		tenantID, email, strings.TrimSpace(name), role, h, verified))
 	if _, ok := store.UniqueViolation(err); ok {
 		return User{}, fault.Conflict("email", "an account with this email already exists")
 	}
@@ -229,7 +253,8 @@ func ListUsers(ctx context.Context, db *pgxpool.Pool, tenantID string) ([]User, 
 }
 
 // SetRole changes a user's role. Only owners may do it (the caller checks
-// CanManageTeam); demoting the last owner is a conflict.
+// CanManageTeam); demoting the last owner is a conflict. A user who can no
+// longer write loses the admin tokens they made (tenancy.RevokeTokensOf).
 func SetRole(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id, role string) error {
 	if !ValidRole(role) {
 		return fault.Invalid("role", "must be owner, admin or viewer")
@@ -252,6 +277,11 @@ func SetRole(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id, role st
 			who.TenantID, id, role); err != nil {
 			return fmt.Errorf("update role: %w", err)
 		}
+		if CanWrite(old.role) && !CanWrite(role) {
+			if _, err := tenancy.RevokeTokensOf(ctx, tx, who, id, "user.role"); err != nil {
+				return err
+			}
+		}
 		return audit.Record(ctx, tx, who, "user.role", "user", id, map[string]any{"from": old.role, "to": role})
 	})
 	if err != nil {
@@ -260,8 +290,8 @@ func SetRole(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id, role st
 	return nil
 }
 
-// RemoveUser removes a user from the tenant (with its sessions). Removing
-// the last owner is a conflict.
+// RemoveUser removes a user from the tenant (with its sessions) and revokes
+// the admin tokens the user made. Removing the last owner is a conflict.
 func RemoveUser(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id string) error {
 	if !store.ValidID(id) {
 		return fault.ErrNotFound
@@ -273,6 +303,9 @@ func RemoveUser(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id strin
 		}
 		if old.role == RoleOwner && old.owners <= 1 {
 			return fault.Conflict("", "the tenant needs at least one owner; make someone else owner first")
+		}
+		if _, err := tenancy.RevokeTokensOf(ctx, tx, who, id, "user.remove"); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, who.TenantID, id); err != nil {
 			return fmt.Errorf("delete user: %w", err)
@@ -336,13 +369,14 @@ func CreateUser(ctx context.Context, db *pgxpool.Pool, who audit.Actor, email, n
 	if err := v.Err(); err != nil {
 		return User{}, err
 	}
-	hash, err := HashPassword(password)
+	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return User{}, err
 	}
 	var u User
 	err = store.InTx(ctx, db, func(tx pgx.Tx) error {
-		u, err = insertUser(ctx, tx, who.TenantID, email, name, role, hash)
+		// The operator vouches for the address.
+		u, err = insertUser(ctx, tx, who.TenantID, email, name, role, hash, true)
 		if err != nil {
 			return err
 		}
@@ -352,4 +386,47 @@ func CreateUser(ctx context.Context, db *pgxpool.Pool, who audit.Actor, email, n
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
 	return u, nil
+}
+
+// Throttle rules, counted atomically in Postgres (services/throttle) before
+// any password is hashed. Sign-in counts per client address, per account and
+// client (a short and a day-long window, so that a client that keeps
+// guessing one account backs off for the rest of the day) and per account
+// from anywhere (a distributed guess slows down without one client being
+// able to lock an account out for everyone at the short window). A
+// successful sign-in clears its account-and-client counts.
+var (
+	RuleLoginClient           = throttle.Rule{Max: 100, Window: 15 * time.Minute}
+	RuleLoginAccountClient    = throttle.Rule{Max: 5, Window: 15 * time.Minute}
+	RuleLoginAccountClientDay = throttle.Rule{Max: 20, Window: 24 * time.Hour}
+	RuleLoginAccount          = throttle.Rule{Max: 100, Window: time.Hour}
+	RuleSignupClient          = throttle.Rule{Max: 10, Window: time.Hour}
+	RuleSignupAccount         = throttle.Rule{Max: 5, Window: time.Hour}
+	RuleResetClient           = throttle.Rule{Max: 20, Window: time.Hour}
+	RuleResetAccount          = throttle.Rule{Max: 5, Window: time.Hour}
+	RuleVerifyMail            = throttle.Rule{Max: 5, Window: time.Hour}
+	RuleVerifyClient          = throttle.Rule{Max: 50, Window: time.Hour}
+)
+
+// hit counts one attempt under each (subject, rule) pair, stopping at the
+// first that is over its limit (a *fault.ThrottledError).
+func hit(ctx context.Context, db *pgxpool.Pool, pairs ...any) error {
+	l := throttle.Limiter{DB: db}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := l.Hit(ctx, "tenant-portal:"+pairs[i].(string), pairs[i+1].(throttle.Rule)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resetHits forgets the attempts of subjects (after a success).
+func resetHits(ctx context.Context, db *pgxpool.Pool, subjects ...string) error {
+	l := throttle.Limiter{DB: db}
+	for _, s := range subjects {
+		if err := l.Reset(ctx, "tenant-portal:"+s); err != nil {
+			return err
+		}
+	}
+	return nil
 }

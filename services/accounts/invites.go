@@ -128,8 +128,10 @@ func LookupInvite(ctx context.Context, db *pgxpool.Pool, tok string) (Invite, er
 	return inv, nil
 }
 
-// AcceptInvite creates the invited user with a name and password and marks
-// the invitation used. An unknown, used, revoked or expired token is not found.
+// AcceptInvite creates the invited user with a name and password (its
+// address verified: the invitation reached it) and marks the invitation
+// used. An unknown, used, revoked or expired token is not found, before any
+// password is hashed.
 func AcceptInvite(ctx context.Context, db *pgxpool.Pool, tok, name, password string) (User, error) {
 	v := &fault.ValidationError{}
 	checkName(v, "name", name)
@@ -137,7 +139,10 @@ func AcceptInvite(ctx context.Context, db *pgxpool.Pool, tok, name, password str
 	if err := v.Err(); err != nil {
 		return User{}, err
 	}
-	hash, err := HashPassword(password)
+	if _, err := LookupInvite(ctx, db, tok); err != nil {
+		return User{}, err
+	}
+	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return User{}, err
 	}
@@ -150,7 +155,7 @@ func AcceptInvite(ctx context.Context, db *pgxpool.Pool, tok, name, password str
 		if err != nil {
 			return fmt.Errorf("lookup invite: %w", err)
 		}
-		u, err = insertUser(ctx, tx, inv.TenantID, inv.Email, name, inv.Role, hash)
+		u, err = insertUser(ctx, tx, inv.TenantID, inv.Email, name, inv.Role, hash, true)
 		if err != nil {
 			return err
 		}
@@ -163,4 +168,20 @@ func AcceptInvite(ctx context.Context, db *pgxpool.Pool, tok, name, password str
 		return User{}, fmt.Errorf("accept invite: %w", err)
 	}
 	return u, nil
+}
+
+// takeInvite marks the newest pending invitation of email to the tenant
+// accepted and returns it; ok is false when there is none.
+func takeInvite(ctx context.Context, tx pgx.Tx, tenantID, email string) (inv Invite, ok bool, err error) {
+	inv, err = scanInvite(tx.QueryRow(ctx, `UPDATE invites SET accepted_at = now() WHERE id = (
+		SELECT id FROM invites WHERE tenant_id = $1 AND lower(email) = $2
+		AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+		ORDER BY created_at DESC LIMIT 1 FOR UPDATE) RETURNING `+inviteCols, tenantID, email))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Invite{}, false, nil
+	}
+	if err != nil {
+		return Invite{}, false, fmt.Errorf("take invite: %w", err)
+	}
+	return inv, true, nil
 }

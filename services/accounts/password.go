@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -8,8 +9,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tollgate/tollgate/services/fault"
 )
 
 // Argon2id parameters: the first configuration of OWASP's password storage
@@ -36,27 +40,58 @@ var errBadHash = errors.New("malformed password hash")
 // 46 MiB, so a burst of logins must queue rather than exhaust memory.
 var hashSlots = make(chan struct{}, 4)
 
-func idKey(pw string, salt []byte, t, m uint32, p uint8, n uint32) []byte {
-	hashSlots <- struct{}{}
+// MaxHashWait bounds how long one caller queues for a hashing slot (less
+// when its context ends sooner). A caller that waits longer gets ErrBusy,
+// so that a flood of attempts is turned away quickly instead of making
+// everyone behind it wait without end; throttling runs before hashing, so
+// the flood is also cut at its source.
+const MaxHashWait = 5 * time.Second
+
+// ErrBusy means every hashing slot stayed taken for MaxHashWait. It comes
+// joined with a *fault.ThrottledError (retry after a second), which the
+// edges already answer with 429 and Retry-After.
+var ErrBusy = errors.New("password hashing is busy; try again in a moment")
+
+func idKey(ctx context.Context, pw string, salt []byte, t, m uint32, p uint8, n uint32) ([]byte, error) {
+	wait := time.NewTimer(MaxHashWait)
+	defer wait.Stop()
+	select {
+	case hashSlots <- struct{}{}:
+	case <-wait.C:
+		return nil, errors.Join(ErrBusy, &fault.ThrottledError{RetryAfter: time.Second})
+	case <-ctx.Done():
+		return nil, errors.Join(ErrBusy, ctx.Err())
+	}
 	defer func() { <-hashSlots }()
-	return argon2.IDKey([]byte(pw), salt, t, m, p, n)
+	return argon2.IDKey([]byte(pw), salt, t, m, p, n), nil
 }
 
 // HashPassword returns the argon2id PHC string of pw:
-// $argon2id$v=19$m=65536,t=3,p=2$<salt>$<key>.
-func HashPassword(pw string) (string, error) {
+// $argon2id$v=19$m=65536,t=3,p=2$<salt>$<key>. It waits at most
+// MaxHashWait for a hashing slot (then ErrBusy).
+func HashPassword(pw string) (string, error) { return hashPassword(context.Background(), pw) }
+
+func hashPassword(ctx context.Context, pw string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	key := idKey(pw, salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key, err := idKey(ctx, pw, salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime,
 		argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
 
-// CheckPassword reports whether pw matches the PHC string hash, in constant time.
+// CheckPassword reports whether pw matches the PHC string hash, in constant
+// time. It waits at most MaxHashWait for a hashing slot (then ErrBusy).
 func CheckPassword(hash, pw string) (bool, error) {
+	return verifyPassword(context.Background(), hash, pw)
+}
+
+func verifyPassword(ctx context.Context, hash, pw string) (bool, error) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errBadHash
@@ -83,7 +118,10 @@ func CheckPassword(hash, pw string) (bool, error) {
 	if m > 256*1024 || t > 10 || len(want) > 64 {
 		return false, errBadHash // parameters beyond what we ever write: refuse the cost
 	}
-	got := idKey(pw, salt, t, m, p, uint32(len(want)))
+	got, err := idKey(ctx, pw, salt, t, m, p, uint32(len(want)))
+	if err != nil {
+		return false, err
+	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 

@@ -22,8 +22,16 @@ const ResetTTL = time.Hour
 // RequestReset makes a one-time password reset token for the user with this
 // email. For an unknown email it returns ok=false and no error, so that the
 // caller can answer the same either way and not reveal who has an account.
-func RequestReset(ctx context.Context, db *pgxpool.Pool, email string) (u User, tok string, ok bool, err error) {
+// Requests are throttled per client and per address, known or not (a
+// *fault.ThrottledError), which bounds the mail one can make us send.
+func RequestReset(ctx context.Context, db *pgxpool.Pool, email, client string) (u User, tok string, ok bool, err error) {
 	email = strings.ToLower(strings.TrimSpace(email))
+	if len(email) > 254 {
+		return User{}, "", false, nil
+	}
+	if err := hit(ctx, db, "reset:client:"+client, RuleResetClient, "reset:account:"+email, RuleResetAccount); err != nil {
+		return User{}, "", false, err
+	}
 	u, err = scanUser(db.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE lower(email) = $1`, email))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, "", false, nil
@@ -54,15 +62,21 @@ func ValidResetToken(ctx context.Context, db *pgxpool.Pool, tok string) (bool, e
 }
 
 // ResetPassword sets a new password with a reset token, uses the token up,
-// ends every session of the user and clears its login throttle. An unknown,
-// used or expired token is fault.ErrNotFound.
+// ends every session of the user and marks the address verified (the link
+// reached its mailbox). An unknown, used or expired token is
+// fault.ErrNotFound, found before any hashing.
 func ResetPassword(ctx context.Context, db *pgxpool.Pool, tok, password string) (User, error) {
 	v := &fault.ValidationError{}
 	checkPassword(v, "password", password)
 	if err := v.Err(); err != nil {
 		return User{}, err
 	}
-	hash, err := HashPassword(password)
+	if ok, err := ValidResetToken(ctx, db, tok); err != nil {
+		return User{}, err
+	} else if !ok {
+		return User{}, fault.ErrNotFound
+	}
+	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return User{}, err
 	}
@@ -77,7 +91,8 @@ func ResetPassword(ctx context.Context, db *pgxpool.Pool, tok, password string) 
 		if err != nil {
 			return fmt.Errorf("use reset token: %w", err)
 		}
-		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, updated_at = now()
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET password_hash = $2,
+			email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
 			WHERE id = $1 RETURNING `+userCols, userID, hash))
 		if err != nil {
 			return fmt.Errorf("set password: %w", err)
@@ -90,7 +105,8 @@ func ResetPassword(ctx context.Context, db *pgxpool.Pool, tok, password string) 
 				return fmt.Errorf("reset password: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE subject = $1`, "email:"+strings.ToLower(u.Email)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM throttle_hits WHERE subject LIKE $1`,
+			"tenant-portal:login:account:"+likeEscape(strings.ToLower(u.Email))+":client:%"); err != nil {
 			return fmt.Errorf("reset password: %w", err)
 		}
 		return audit.Record(ctx, tx, u.Actor(), "user.password_reset", "user", u.ID, nil)
@@ -99,4 +115,9 @@ func ResetPassword(ctx context.Context, db *pgxpool.Pool, tok, password string) 
 		return User{}, fmt.Errorf("reset password: %w", err)
 	}
 	return u, nil
+}
+
+// likeEscape escapes LIKE's wildcards in s.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/throttle"
 	"github.com/tollgate/tollgate/services/token"
 )
 
@@ -62,10 +63,10 @@ func LookupSession(ctx context.Context, db *pgxpool.Pool, id string) (Session, e
 	err := db.QueryRow(ctx, `UPDATE sessions s SET seen_at = now()
 		FROM users u
 		WHERE s.digest = $1 AND u.id = s.user_id AND s.expires_at > now() AND s.seen_at > now() - $2::interval
-		RETURNING s.csrf_token, s.created_at, s.expires_at,
-			u.id, u.tenant_id, u.email, u.name, u.role, u.password_hash IS NOT NULL, u.created_at`,
+		RETURNING s.csrf_token, s.created_at, s.expires_at, `+userColsOf("u"),
 		digest(id), fmt.Sprintf("%d seconds", int(SessionIdle.Seconds()))).
-		Scan(&s.CSRF, &s.CreatedAt, &s.ExpiresAt, &u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.HasPassword, &u.CreatedAt)
+		Scan(&s.CSRF, &s.CreatedAt, &s.ExpiresAt, &u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.HasPassword,
+			&u.EmailVerified, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, fault.ErrUnauthenticated
 	}
@@ -90,10 +91,12 @@ func PruneSessions(ctx context.Context, db *pgxpool.Pool) error {
 		`DELETE FROM sessions WHERE expires_at < now() OR seen_at < now() - interval '1 day'`,
 		`DELETE FROM login_failures WHERE at < now() - interval '1 day'`,
 		`DELETE FROM password_resets WHERE expires_at < now() - interval '1 day'`,
+		`DELETE FROM email_verifications WHERE expires_at < now() - interval '1 day'`,
 	} {
 		if _, err := db.Exec(ctx, q); err != nil {
 			return fmt.Errorf("prune: %w", err)
 		}
 	}
-	return nil
+	// The longest window of this package's rules is a day.
+	return (&throttle.Limiter{DB: db}).Prune(ctx, 24*time.Hour)
 }

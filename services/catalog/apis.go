@@ -12,6 +12,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
@@ -218,6 +219,13 @@ func (s *Service) ListAPIs(ctx context.Context, tenantID string, page store.Page
 func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (API, error) {
 	var a API
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
+		if err := checkAdd(ctx, tx, lim, who.TenantID, limits.APIs, 1, ""); err != nil {
+			return err
+		}
 		in, err := normalizeAPI(ctx, tx, who.TenantID, in)
 		if err != nil {
 			return err
@@ -229,6 +237,9 @@ func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (
 			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane, in.Published))
 		if err != nil {
 			return fmt.Errorf("insert api: %w", apiConflict(err, in))
+		}
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
+			return err
 		}
 		if err := audit.Record(ctx, tx, who, "api.create", "api", a.ID, a.Input()); err != nil {
 			return err
@@ -245,7 +256,15 @@ func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (
 func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, change func(*APIInput) error) (API, error) {
 	var a API
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		cur, err := getAPI(ctx, tx, who.TenantID, id, true)
+		if err != nil {
+			return err
+		}
+		before, err := configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -265,6 +284,9 @@ func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, cha
 			in.RateLimit.Requests, in.RateLimit.PerSeconds, in.RateLimit.Burst, in.APIDataplane, in.Published))
 		if err != nil {
 			return fmt.Errorf("update api: %w", apiConflict(err, in))
+		}
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+			return err
 		}
 		if err := audit.Record(ctx, tx, who, "api.update", "api", id,
 			map[string]any{"before": cur.Input(), "after": a.Input()}); err != nil {

@@ -11,11 +11,13 @@ import (
 
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/store"
 )
 
-// MaxAppsPerConsumer bounds the apps one consumer (developer) may hold.
-const MaxAppsPerConsumer = 25
+// MaxAppsPerConsumer bounds the apps one consumer (developer) may hold by
+// default (the operator's limit apps_per_developer, services/limits).
+const MaxAppsPerConsumer = limits.DefaultAppsPerDeveloper
 
 const maxDescriptionLen = 1000
 
@@ -110,17 +112,22 @@ func (s *Service) CreateApp(ctx context.Context, who audit.Actor, consumerID str
 	}
 	var a App
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		// The consumer row lock serialises the count below.
+		// The consumer row lock serialises the count below; the limit is
+		// per consumer, so the tenant's limits lock is not needed.
 		if _, err := getConsumer(ctx, tx, who.TenantID, consumerID, "FOR UPDATE"); err != nil {
 			return err
 		}
-		var n int
+		lim, err := limits.For(ctx, tx, s.defaultLimits(), who.TenantID)
+		if err != nil {
+			return err
+		}
+		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM apps WHERE tenant_id = $1 AND consumer_id = $2`,
 			who.TenantID, consumerID).Scan(&n); err != nil {
 			return fmt.Errorf("count apps: %w", err)
 		}
-		if n >= MaxAppsPerConsumer {
-			return fault.Conflict("", "at most %d apps are allowed; delete one first", MaxAppsPerConsumer)
+		if err := lim.Check(limits.AppsPerDeveloper, n+1, "name"); err != nil {
+			return err
 		}
 		a, err = scanApp(tx.QueryRow(ctx, `INSERT INTO apps (tenant_id, consumer_id, name, description)
 			VALUES ($1, $2, $3, $4) RETURNING `+appCols, who.TenantID, consumerID, in.Name, in.Description))

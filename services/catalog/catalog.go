@@ -1,8 +1,9 @@
 // Package catalog holds a tenant's gateway objects and every rule about them:
 // upstreams (backend pools), APIs, plans, consumers and their API keys. It
 // validates input, enforces tenant isolation (every query carries the tenant
-// id), writes an audit entry and marks the data-plane config changed in the
-// transaction of each change. The management API and the portals both call
+// id) and the operator's per-tenant limits (limits.go), writes an audit
+// entry and marks the data-plane config changed in the transaction of each
+// change. The management API and the portals both call
 // it; neither holds rules of its own.
 package catalog
 
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -42,6 +44,10 @@ type Service struct {
 	// put in the key records of past-due subscriptions, for the workers'
 	// 402 answers. "" leaves it out.
 	BillingURL string
+	// Limits are the operator's per-tenant limits (TOLLGATE_LIMIT_*, see
+	// limits.FromEnv); a tenant's own values (tenant_limits) apply on top.
+	// If nil, limits.Defaults().
+	Limits *limits.Limits
 }
 
 // New returns a Service with the default resolver.

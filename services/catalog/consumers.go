@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -116,7 +117,7 @@ func (s *Service) CreateConsumer(ctx context.Context, who audit.Actor, in Consum
 	}
 	var c Consumer
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		c, err = insertConsumer(ctx, tx, who, in)
+		c, err = s.insertConsumer(ctx, tx, who, in)
 		return err
 	})
 	if err != nil {
@@ -127,16 +128,24 @@ func (s *Service) CreateConsumer(ctx context.Context, who audit.Actor, in Consum
 
 // CreateConsumerTx validates in and stores a new consumer in the caller's
 // transaction (a developer signing up becomes a consumer together with its
-// account).
-func CreateConsumerTx(ctx context.Context, tx pgx.Tx, who audit.Actor, in ConsumerInput) (Consumer, error) {
+// account). It takes the tenant's limits lock: call it before tx takes row
+// locks of the tenant's catalog.
+func (s *Service) CreateConsumerTx(ctx context.Context, tx pgx.Tx, who audit.Actor, in ConsumerInput) (Consumer, error) {
 	in, err := normalizeConsumer(in)
 	if err != nil {
 		return Consumer{}, err
 	}
-	return insertConsumer(ctx, tx, who, in)
+	return s.insertConsumer(ctx, tx, who, in)
 }
 
-func insertConsumer(ctx context.Context, tx pgx.Tx, who audit.Actor, in ConsumerInput) (Consumer, error) {
+func (s *Service) insertConsumer(ctx context.Context, tx pgx.Tx, who audit.Actor, in ConsumerInput) (Consumer, error) {
+	lim, err := s.beginLimits(ctx, tx, who.TenantID)
+	if err != nil {
+		return Consumer{}, err
+	}
+	if err := checkAdd(ctx, tx, lim, who.TenantID, limits.Consumers, 1, ""); err != nil {
+		return Consumer{}, err
+	}
 	c, err := scanConsumer(tx.QueryRow(ctx, `INSERT INTO consumers (tenant_id, name, email, status)
 		VALUES ($1, $2, $3, $4) RETURNING `+consumerCols, who.TenantID, in.Name, in.Email, in.Status))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/token"
 )
@@ -123,6 +124,10 @@ func (s *Service) CreateKey(ctx context.Context, who audit.Actor, in KeyInput) (
 	}
 	var k keyRow
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		// Share-lock the consumer and plan so that neither is deleted under the new key.
 		if _, err := getConsumer(ctx, tx, who.TenantID, in.ConsumerID, "FOR SHARE"); err != nil {
 			if errors.Is(err, fault.ErrNotFound) {
@@ -144,6 +149,9 @@ func (s *Service) CreateKey(ctx context.Context, who audit.Actor, in KeyInput) (
 			v.Add("plan_id", "no such plan")
 		}
 		if err := v.Err(); err != nil {
+			return err
+		}
+		if err := checkAdd(ctx, tx, lim, who.TenantID, limits.Keys, 1, ""); err != nil {
 			return err
 		}
 		k, err = scanKeyRow(tx.QueryRow(ctx, `INSERT INTO keys (tenant_id, consumer_id, plan_id, digest, prefix)

@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
@@ -119,7 +120,9 @@ func ParseOpenAPI(ctx context.Context, doc []byte) (OpenAPIImport, json.RawMessa
 	})
 	normalized, err := json.Marshal(t)
 	if err != nil {
-		return OpenAPIImport{}, nil, fmt.Errorf("encode openapi document: %w", err)
+		// kin-openapi read something it cannot write back: the tenant's
+		// input, so a refusal, not an internal error.
+		return OpenAPIImport{}, nil, invalid("cannot be stored as JSON: " + err.Error())
 	}
 	imp := OpenAPIImport{Routes: routes}
 	if t.Info != nil {
@@ -138,7 +141,25 @@ func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID stri
 		return OpenAPIImport{}, err
 	}
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		if _, err := getAPI(ctx, tx, who.TenantID, apiID, true); err != nil {
+			return err
+		}
+		// The new document's routes replace the API's: the tenant's routes
+		// after the import are the others' and these.
+		var total, mine int64
+		if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE api_id = $2) FROM api_routes
+			WHERE tenant_id = $1`, who.TenantID, apiID).Scan(&total, &mine); err != nil {
+			return fmt.Errorf("count routes: %w", err)
+		}
+		if err := checkGrowth(lim, limits.Routes, total, total-mine+int64(len(imp.Routes)), "document"); err != nil {
+			return err
+		}
+		before, err := configSize(ctx, tx, who.TenantID)
+		if err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM api_routes WHERE tenant_id = $1 AND api_id = $2`, who.TenantID, apiID); err != nil {
@@ -157,6 +178,9 @@ func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID stri
 			ON CONFLICT (api_id) DO UPDATE SET title = $3, version = $4, document = $5, imported_at = now()
 			RETURNING imported_at`, who.TenantID, apiID, imp.Title, imp.Version, normalized).Scan(&imp.ImportedAt); err != nil {
 			return fmt.Errorf("store document: %w", err)
+		}
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+			return err
 		}
 		if err := audit.Record(ctx, tx, who, "api.import_openapi", "api", apiID,
 			map[string]any{"title": imp.Title, "version": imp.Version, "routes": len(imp.Routes)}); err != nil {

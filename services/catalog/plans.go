@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
@@ -433,6 +434,13 @@ func writePlanAPIs(ctx context.Context, tx pgx.Tx, tenantID, planID string, ids 
 func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput) (Plan, error) {
 	var p Plan
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
+		if err := checkAdd(ctx, tx, lim, who.TenantID, limits.Plans, 1, ""); err != nil {
+			return err
+		}
 		in, err := normalizePlan(ctx, tx, who.TenantID, in)
 		if err != nil {
 			return err
@@ -453,6 +461,9 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 			return err
 		}
 		p.APIIDs = in.APIIDs
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
+			return err
+		}
 		if err := audit.Record(ctx, tx, who, "plan.create", "plan", p.ID, p.Input()); err != nil {
 			return err
 		}
@@ -471,7 +482,15 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, change func(*PlanInput) error) (Plan, error) {
 	var p Plan
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		cur, err := getPlan(ctx, tx, who.TenantID, id, true)
+		if err != nil {
+			return err
+		}
+		before, err := configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -501,6 +520,9 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 			return err
 		}
 		p.APIIDs = in.APIIDs
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+			return err
+		}
 		if err := audit.Record(ctx, tx, who, "plan.update", "plan", id,
 			map[string]any{"before": cur.Input(), "after": p.Input()}); err != nil {
 			return err

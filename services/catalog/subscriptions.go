@@ -11,6 +11,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/token"
 )
@@ -35,10 +36,11 @@ const (
 	SubRejected = "rejected"
 )
 
-// Limits of the developer portal's objects.
+// Limits of the developer portal's objects: the defaults of the operator's
+// limits subscriptions_per_app and keys_per_subscription (services/limits).
 const (
-	MaxSubscriptionsPerApp = 20
-	MaxKeysPerSubscription = 10
+	MaxSubscriptionsPerApp = limits.DefaultSubscriptionsPerApp
+	MaxKeysPerSubscription = limits.DefaultKeysPerSubscription
 	// MaxRotationOverlap is the longest a rotated key may keep working.
 	MaxRotationOverlap = 30 * 24 * time.Hour
 )
@@ -142,6 +144,10 @@ type Subscribed struct {
 func (s *Service) Subscribe(ctx context.Context, who audit.Actor, consumerID string, in SubscribeInput) (Subscribed, error) {
 	var out Subscribed
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		c, err := getConsumer(ctx, tx, who.TenantID, consumerID, "FOR SHARE")
 		if err != nil {
 			return err
@@ -163,13 +169,13 @@ func (s *Service) Subscribe(ctx context.Context, who audit.Actor, consumerID str
 		} else if err != nil {
 			return err
 		}
-		var n int
+		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM subscriptions WHERE tenant_id = $1 AND app_id = $2
 			AND status NOT IN ('canceled', 'rejected')`, who.TenantID, app.ID).Scan(&n); err != nil {
 			return fmt.Errorf("count subscriptions: %w", err)
 		}
-		if n >= MaxSubscriptionsPerApp {
-			return fault.Conflict("", "an app may hold at most %d subscriptions", MaxSubscriptionsPerApp)
+		if err := lim.Check(limits.SubscriptionsPerApp, n+1, "plan_id"); err != nil {
+			return err
 		}
 		if plan.Price != nil && plan.Price.PerRequest() != nil {
 			// Metered usage is reported per Stripe customer, which is the
@@ -205,7 +211,7 @@ func (s *Service) Subscribe(ctx context.Context, who audit.Actor, consumerID str
 			return err
 		}
 		if status == SubActive {
-			k, secret, err := s.issueSubscriptionKey(ctx, tx, who, sub)
+			k, secret, err := s.issueSubscriptionKey(ctx, tx, who, lim, sub)
 			if err != nil {
 				return err
 			}
@@ -219,15 +225,19 @@ func (s *Service) Subscribe(ctx context.Context, who audit.Actor, consumerID str
 	return out, nil
 }
 
-// issueSubscriptionKey creates a key of an active subscription in tx.
-func (s *Service) issueSubscriptionKey(ctx context.Context, tx pgx.Tx, who audit.Actor, sub Subscription) (Key, string, error) {
-	var n int
+// issueSubscriptionKey creates a key of an active subscription in tx, which
+// holds the tenant's limits lock (lim, from beginLimits).
+func (s *Service) issueSubscriptionKey(ctx context.Context, tx pgx.Tx, who audit.Actor, lim limits.Limits, sub Subscription) (Key, string, error) {
+	var n int64
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM keys WHERE tenant_id = $1 AND subscription_id = $2
 		AND status = 'active' AND (expires_at IS NULL OR expires_at > now())`, who.TenantID, sub.ID).Scan(&n); err != nil {
 		return Key{}, "", fmt.Errorf("count keys: %w", err)
 	}
-	if n >= MaxKeysPerSubscription {
-		return Key{}, "", fault.Conflict("", "a subscription may hold at most %d working keys; revoke one first", MaxKeysPerSubscription)
+	if err := lim.Check(limits.KeysPerSubscription, n+1, ""); err != nil {
+		return Key{}, "", err
+	}
+	if err := checkAdd(ctx, tx, lim, who.TenantID, limits.Keys, 1, ""); err != nil {
+		return Key{}, "", err
 	}
 	secret, err := token.New(KeyKind)
 	if err != nil {
@@ -255,6 +265,10 @@ func (s *Service) CreateSubscriptionKey(ctx context.Context, who audit.Actor, co
 	var k Key
 	var secret string
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		sub, err := getSub(ctx, tx, who.TenantID, consumerID, subID, "FOR UPDATE")
 		if err != nil {
 			return err
@@ -265,7 +279,7 @@ func (s *Service) CreateSubscriptionKey(ctx context.Context, who audit.Actor, co
 		if sub.Status != SubActive {
 			return fault.Conflict("", "the subscription is %s; keys can only be issued while it is active", sub.Status)
 		}
-		k, secret, err = s.issueSubscriptionKey(ctx, tx, who, sub)
+		k, secret, err = s.issueSubscriptionKey(ctx, tx, who, lim, sub)
 		return err
 	})
 	if err != nil {
@@ -338,6 +352,10 @@ func (s *Service) RotateKey(ctx context.Context, who audit.Actor, consumerID, id
 		if !store.ValidID(id) || !store.ValidID(consumerID) {
 			return fault.ErrNotFound
 		}
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		old, err := scanKeyRow(tx.QueryRow(ctx, `SELECT `+keyCols+` FROM keys WHERE tenant_id = $1 AND id = $2
 			AND consumer_id = $3 FOR UPDATE`, who.TenantID, id, consumerID))
 		if err != nil {
@@ -369,7 +387,7 @@ func (s *Service) RotateKey(ctx context.Context, who audit.Actor, consumerID, id
 				return err
 			}
 		}
-		nk, secret, err := s.issueSubscriptionKey(ctx, tx, who, sub)
+		nk, secret, err := s.issueSubscriptionKey(ctx, tx, who, lim, sub)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,13 +14,16 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
 
-// Upstream limits.
+// Upstream limits. MaxTargets bounds any upstream whatever the operator's
+// limits say; the tenant's limit targets_per_upstream (default 64) applies
+// below it.
 const (
-	MaxTargets      = 64
+	MaxTargets      = 1000
 	MaxTargetWeight = 1000
 	maxURLLen       = 2048
 )
@@ -81,9 +85,15 @@ type Upstream struct {
 }
 
 // Input returns the settable fields of u, e.g. to apply a partial update to.
+// Its targets and health check are copies: changing them leaves u as it was.
 func (u Upstream) Input() UpstreamInput {
-	return UpstreamInput{Name: u.Name, Algorithm: u.Algorithm, Targets: u.Targets, HealthCheck: u.HealthCheck,
+	in := UpstreamInput{Name: u.Name, Algorithm: u.Algorithm, Targets: slices.Clone(u.Targets),
 		UpstreamDataplane: u.UpstreamDataplane}
+	if u.HealthCheck != nil {
+		hc := *u.HealthCheck
+		in.HealthCheck = &hc
+	}
+	return in
 }
 
 // normalizeUpstream validates in and fills its defaults.
@@ -346,6 +356,16 @@ func (s *Service) CreateUpstream(ctx context.Context, who audit.Actor, in Upstre
 	}
 	var u Upstream
 	err = store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
+		if err := checkAdd(ctx, tx, lim, who.TenantID, limits.Upstreams, 1, ""); err != nil {
+			return err
+		}
+		if err := checkUpstreamLimits(ctx, tx, lim, who.TenantID, nil, in); err != nil {
+			return err
+		}
 		u, err = scanUpstream(tx.QueryRow(ctx, `INSERT INTO upstreams (tenant_id, name, algorithm, health_check, dataplane)
 			VALUES ($1, $2, $3, $4, $5) RETURNING `+upstreamCols, who.TenantID, in.Name, in.Algorithm, in.HealthCheck,
 			in.UpstreamDataplane))
@@ -356,6 +376,9 @@ func (s *Service) CreateUpstream(ctx context.Context, who audit.Actor, in Upstre
 			return err
 		}
 		u.Targets = in.Targets
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
+			return err
+		}
 		if err := audit.Record(ctx, tx, who, "upstream.create", "upstream", u.ID, u.Input()); err != nil {
 			return err
 		}
@@ -372,6 +395,10 @@ func (s *Service) CreateUpstream(ctx context.Context, who audit.Actor, in Upstre
 func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string, change func(*UpstreamInput) error) (Upstream, error) {
 	var u Upstream
 	err := store.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		lim, err := s.beginLimits(ctx, tx, who.TenantID)
+		if err != nil {
+			return err
+		}
 		cur, err := getUpstream(ctx, tx, who.TenantID, id, true)
 		if err != nil {
 			return err
@@ -381,6 +408,13 @@ func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string
 			return err
 		}
 		in, err = s.normalizeUpstream(ctx, in)
+		if err != nil {
+			return err
+		}
+		if err := checkUpstreamLimits(ctx, tx, lim, who.TenantID, &cur, in); err != nil {
+			return err
+		}
+		before, err := configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -394,6 +428,9 @@ func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string
 			return err
 		}
 		u.Targets = in.Targets
+		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+			return err
+		}
 		if err := audit.Record(ctx, tx, who, "upstream.update", "upstream", id,
 			map[string]any{"before": cur.Input(), "after": u.Input()}); err != nil {
 			return err
@@ -404,6 +441,40 @@ func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string
 		return Upstream{}, fmt.Errorf("update upstream: %w", err)
 	}
 	return u, nil
+}
+
+// checkUpstreamLimits checks a new (cur nil) or changed upstream against the
+// tenant's limits on targets and on the health-check interval.
+func checkUpstreamLimits(ctx context.Context, tx pgx.Tx, lim limits.Limits, tenantID string, cur *Upstream, in UpstreamInput) error {
+	n := int64(len(in.Targets))
+	var had int64
+	if cur != nil {
+		had = int64(len(cur.Targets))
+	}
+	if err := checkGrowth(lim, limits.TargetsPerUpstream, had, n, "targets"); err != nil {
+		return err
+	}
+	if n > had {
+		total, err := limits.Count(ctx, tx, tenantID, limits.Targets)
+		if err != nil {
+			return err
+		}
+		if err := lim.Check(limits.Targets, total-had+n, "targets"); err != nil {
+			return err
+		}
+	}
+	if in.HealthCheck != nil {
+		// A check that was already shorter (the operator raised the
+		// minimum since) may stay as it is, not get shorter.
+		was := int64(maxHealthIntervalMS) + 1
+		if cur != nil && cur.HealthCheck != nil {
+			was = int64(cur.HealthCheck.IntervalMS)
+		}
+		if err := checkGrowth(lim, limits.MinHealthIntervalMS, was, int64(in.HealthCheck.IntervalMS), "health_check.interval_ms"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteUpstream removes an upstream. It is a conflict while an API uses it.

@@ -126,7 +126,7 @@ func (s *Service) createDeveloper(ctx context.Context, tx pgx.Tx, t tenancy.Tena
 		return Developer{}, fault.Conflict("", "this portal has reached its limit of %d developers", MaxDevelopersPerTenant)
 	}
 	who := audit.Actor{TenantID: t.ID, Name: "developer-signup"}
-	c, err := catalog.CreateConsumerTx(ctx, tx, who, catalog.ConsumerInput{Name: name, Email: email})
+	c, err := s.Catalog.CreateConsumerTx(ctx, tx, who, catalog.ConsumerInput{Name: name, Email: email})
 	if err != nil {
 		return Developer{}, err
 	}

@@ -104,3 +104,50 @@ type ThrottledError struct {
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many attempts: retry after %s", e.RetryAfter.Round(time.Second))
 }
+
+// LimitError means the change would take the tenant past one of the limits
+// the operator sets per tenant (services/limits): too many objects of a
+// kind, or a value below an allowed minimum. Nothing was written.
+//
+// A limit is a conflict with the tenant's state, so errors.As(err,
+// **ConflictError) matches a LimitError too (with its Field and Message):
+// every caller that shows conflicts next to their fields shows limits the
+// same way. Callers that want the limit's name and value (the management
+// API's limit-exceeded problem) look for a LimitError first.
+type LimitError struct {
+	// Limit is the stable name of the limit, such as "apis" or
+	// "min_health_interval_ms".
+	Limit string
+	// Max is the limit's value for this tenant: the most allowed, or for a
+	// lower bound (Lower) the least allowed.
+	Max int64
+	// Value is what the change would have made it (a count, a size or the
+	// requested value).
+	Value int64
+	// Lower marks a lower bound (a minimum, such as a health-check
+	// interval) rather than a maximum.
+	Lower bool
+	// Field names the input field that asked for too much, when there is one.
+	Field string
+	// Message is safe to show to the user.
+	Message string
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("limit exceeded: %s (limit %d, would be %d): %s", e.Limit, e.Max, e.Value, e.Message)
+}
+
+// Is makes errors.Is(err, ErrConflict) and errors.Is(err, ErrLimit) match.
+func (e *LimitError) Is(target error) bool { return target == ErrConflict || target == ErrLimit }
+
+// As lets errors.As find a LimitError as a *ConflictError.
+func (e *LimitError) As(target any) bool {
+	if c, ok := target.(**ConflictError); ok {
+		*c = &ConflictError{Field: e.Field, Message: e.Message}
+		return true
+	}
+	return false
+}
+
+// ErrLimit matches every LimitError with errors.Is.
+var ErrLimit = errors.New("limit exceeded")

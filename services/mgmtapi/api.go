@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
 )
@@ -27,8 +28,14 @@ import (
 type Options struct {
 	// DB is the control plane's database.
 	DB *pgxpool.Pool
-	// Secret (TOLLGATE_SECRET) keys the HMAC digests of API keys and admin tokens.
+	// Secret (TOLLGATE_SECRET) keys the HMAC digests of API keys and admin
+	// tokens unless DigestKey is set, and the encryption of tenants'
+	// settings secrets (services/settings).
 	Secret []byte
+	// DigestKey keys the HMAC digests of API keys and admin tokens: the
+	// installation's digest key (secrets.ControlDigestKey), the one the
+	// proxy workers get. If nil, Secret (digest key version 0).
+	DigestKey []byte
 	// OperatorToken authorises operator calls (POST /v1/tenants); "" disables them.
 	OperatorToken string
 	// AllowPrivateUpstreams (TOLLGATE_UPSTREAM_ALLOW_PRIVATE) turns the SSRF
@@ -44,6 +51,9 @@ type Options struct {
 	// Developers is the developer portal's account service (approvals,
 	// invitations); nil makes those routes fail.
 	Developers *developers.Service
+	// Limits are the operator's per-tenant limits (limits.FromEnv); each
+	// tenant's own values apply on top. If nil, limits.Defaults().
+	Limits *limits.Limits
 }
 
 // authKind says which credential a route takes.
@@ -73,14 +83,18 @@ type route struct {
 }
 
 type api struct {
-	db     *pgxpool.Pool
-	secret []byte
-	opTok  string
-	cat    *catalog.Service
-	log    *slog.Logger
-	rdb    redis.UniversalClient
-	keys   proxycfg.Keys
-	dev    *developers.Service
+	db *pgxpool.Pool
+	// secret keys the digests of keys and tokens (Options.DigestKey);
+	// settingsSecret is the server secret, for settings encryption.
+	secret         []byte
+	settingsSecret []byte
+	opTok          string
+	cat            *catalog.Service
+	log            *slog.Logger
+	rdb            redis.UniversalClient
+	keys           proxycfg.Keys
+	dev            *developers.Service
+	limits         *limits.Limits
 }
 
 func (a *api) routes() []route {
@@ -132,13 +146,19 @@ func (a *api) routes() []route {
 		{"GET", "/v1/usage/top-consumers", authTenant, a.getTopConsumers},
 
 		{"GET", "/v1/audit", authTenant, a.listAudit},
-	}, a.devPortalRoutes()...)
+	}, append(a.devPortalRoutes(), a.limitsRoutes()...)...)
 }
 
 // New returns the handler of everything under /v1/.
 func New(opts Options) http.Handler {
-	a := &api{db: opts.DB, secret: opts.Secret, opTok: opts.OperatorToken, log: opts.Logger, rdb: opts.Redis, keys: opts.Keys,
-		cat: catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams), dev: opts.Developers}
+	digestKey := opts.DigestKey
+	if digestKey == nil {
+		digestKey = opts.Secret
+	}
+	a := &api{db: opts.DB, secret: digestKey, settingsSecret: opts.Secret, opTok: opts.OperatorToken, log: opts.Logger,
+		rdb: opts.Redis, keys: opts.Keys, cat: catalog.New(opts.DB, digestKey, opts.AllowPrivateUpstreams),
+		dev: opts.Developers, limits: opts.Limits}
+	a.cat.Limits = opts.Limits
 	if a.log == nil {
 		a.log = slog.Default()
 	}

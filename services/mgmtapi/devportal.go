@@ -105,7 +105,7 @@ func (a *api) putPortalOIDC(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := decodeStrict(body, &in); err != nil {
 		return err
 	}
-	if err := settings.SaveDeveloperOIDC(r.Context(), a.db, a.secret, c.actor,
+	if err := settings.SaveDeveloperOIDC(r.Context(), a.db, a.settingsSecret, c.actor,
 		settings.OIDC{Issuer: in.Issuer, ClientID: in.ClientID, ClientSecret: in.ClientSecret}); err != nil {
 		return err
 	}

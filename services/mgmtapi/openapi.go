@@ -187,7 +187,10 @@ func buildOpenAPI() obj {
 
 	schemas := obj{
 		"Problem": object(obj{"type": str(), "title": str(), "status": integer(), "detail": str(),
-			"errors": obj{"type": "array", "items": object(obj{"field": str(), "message": str()})}}),
+			"errors": obj{"type": "array", "items": object(obj{"field": str(), "message": str()})},
+			"limit":  obj{"type": "string", "description": "limit-exceeded: the limit's name (see Limits)"},
+			"max":    obj{"type": "integer", "description": "limit-exceeded: the limit's value for the tenant (for a lower bound, the least allowed)"},
+			"value":  obj{"type": "integer", "description": "limit-exceeded: what the change would have made it"}}),
 		"TenantInput":       object(obj{"name": str(), "slug": str()}),
 		"Tenant":            tenant,
 		"TenantCreated":     object(obj{"tenant": ref("Tenant"), "admin_token": str()}),
@@ -219,6 +222,7 @@ func buildOpenAPI() obj {
 	}
 	addDevPortalOpenAPI(paths, schemas)
 	addBillingOpenAPI(paths, schemas)
+	addLimitsOpenAPI(paths, schemas)
 	return obj{
 		"openapi": "3.0.3",
 		"info": obj{"title": "Tollgate management API", "version": "1",

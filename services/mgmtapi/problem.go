@@ -21,6 +21,11 @@ type Problem struct {
 	Status int                `json:"status"`
 	Detail string             `json:"detail,omitempty"`
 	Errors []fault.FieldError `json:"errors,omitempty"`
+	// Limit, Max and Value describe a limit-exceeded problem: the limit's
+	// name, its value for the tenant and what the change would have made it.
+	Limit string `json:"limit,omitempty"`
+	Max   *int64 `json:"max,omitempty"`
+	Value *int64 `json:"value,omitempty"`
 	// RetryAfter, when set, is sent as the Retry-After header.
 	RetryAfter time.Duration `json:"-"`
 }
@@ -47,7 +52,16 @@ func problemFor(err error) Problem {
 	var re *requestError
 	var de *fault.DeniedError
 	var te *fault.ThrottledError
+	var le *fault.LimitError
 	switch {
+	case errors.As(err, &le):
+		// Before conflicts: a LimitError is also a ConflictError.
+		p := Problem{Type: ProblemBase + "limit-exceeded", Title: "Limit exceeded", Status: http.StatusConflict,
+			Detail: le.Message, Limit: le.Limit, Max: &le.Max, Value: &le.Value}
+		if le.Field != "" {
+			p.Errors = []fault.FieldError{{Field: le.Field, Message: le.Message}}
+		}
+		return p
 	case errors.As(err, &de):
 		return Problem{Type: ProblemBase + de.Code, Title: "Forbidden", Status: http.StatusForbidden, Detail: de.Message}
 	case errors.As(err, &te):
@@ -81,6 +95,11 @@ func problemFor(err error) Problem {
 	case errors.Is(err, fault.ErrUnauthenticated):
 		return Problem{Type: ProblemBase + "unauthenticated", Title: "Unauthenticated", Status: http.StatusUnauthorized,
 			Detail: "a valid bearer token is required"}
+	case store.Unavailable(err):
+		// The database is unreachable: nothing was changed that the client
+		// can see, and the pool reconnects by itself.
+		return Problem{Type: ProblemBase + "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the service is temporarily unavailable; retry shortly", RetryAfter: 5 * time.Second}
 	}
 	return Problem{Type: ProblemBase + "internal", Title: "Internal error", Status: http.StatusInternalServerError,
 		Detail: "the request failed; it has been logged"}
@@ -108,7 +127,12 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusServiceUnavailable:
+		// An outage is logged once by the control plane's store.Monitor,
+		// not once per request.
+		a.log.Debug("request failed: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+	case p.Status >= 500:
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeProblem(w, p)

@@ -11,18 +11,74 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
+// Querier is what both a pool and a transaction offer for reads; the
+// compiler only reads.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Compile builds the snapshot of everything the data plane needs from the
 // database as tx sees it. tx should be REPEATABLE READ so that gen (read in
 // the same transaction) describes exactly the data compiled.
 func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, error) {
-	snap := &proxycfg.Snapshot{
+	tenants, err := compileTenants(ctx, tx, "")
+	if err != nil {
+		return nil, err
+	}
+	return &proxycfg.Snapshot{
 		Schema:     proxycfg.SchemaVersion,
 		Generation: gen,
 		CompiledAt: time.Now().UTC(),
-		Tenants:    []proxycfg.Tenant{},
+		Tenants:    tenants,
+	}, nil
+}
+
+// CompileTenant builds one tenant's part of the snapshot, exactly as Compile
+// would, from the database as q sees it (inside a transaction that changes
+// the tenant, its uncommitted state). ok is false when there is no such
+// tenant.
+func CompileTenant(ctx context.Context, q Querier, tenantID string) (t proxycfg.Tenant, ok bool, err error) {
+	tenants, err := compileTenants(ctx, q, tenantID)
+	if err != nil || len(tenants) == 0 {
+		return proxycfg.Tenant{}, false, err
 	}
+	return tenants[0], true, nil
+}
+
+// TenantConfigBytes returns the size of the tenant's compiled config: its
+// share of the snapshot (and of its shard) that every worker downloads,
+// decodes and keeps. Operators cap it per tenant (limit config_bytes).
+func TenantConfigBytes(ctx context.Context, q Querier, tenantID string) (int64, error) {
+	t, ok, err := CompileTenant(ctx, q, tenantID)
+	if err != nil || !ok {
+		return 0, err
+	}
+	raw, err := json.Marshal(t)
+	if err != nil {
+		return 0, fmt.Errorf("marshal tenant config: %w", err)
+	}
+	return int64(len(raw)), nil
+}
+
+// scope narrows the compiler's queries to one tenant, or none when tenantID
+// is "". col is the tenant column of the query's table.
+type scope struct{ tenantID string }
+
+func (s scope) where(col string) (string, []any) {
+	if s.tenantID == "" {
+		return "", nil
+	}
+	return " WHERE " + col + " = $1", []any{s.tenantID}
+}
+
+// compileTenants compiles every tenant, or only tenantID when it is not "".
+func compileTenants(ctx context.Context, q Querier, tenantID string) ([]proxycfg.Tenant, error) {
+	sc := scope{tenantID}
+	tenants := []proxycfg.Tenant{}
 	idx := map[string]int{}
-	rows, err := tx.Query(ctx, `SELECT id::text, slug FROM tenants ORDER BY slug`)
+	cond, args := sc.where("id")
+	rows, err := q.Query(ctx, `SELECT id::text, slug FROM tenants`+cond+` ORDER BY slug`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compile tenants: %w", err)
 	}
@@ -33,18 +89,22 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 			return nil, fmt.Errorf("compile tenants: %w", err)
 		}
 		t.Upstreams, t.APIs, t.Plans = []proxycfg.Upstream{}, []proxycfg.API{}, []proxycfg.Plan{}
-		idx[t.ID] = len(snap.Tenants)
-		snap.Tenants = append(snap.Tenants, t)
+		idx[t.ID] = len(tenants)
+		tenants = append(tenants, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile tenants: %w", err)
+	}
+	if len(tenants) == 0 {
+		return tenants, nil
 	}
 
 	// Upstreams with their targets, in creation order.
 	type upRef struct{ tenant, pos int }
 	ups := map[string]upRef{}
-	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, name, algorithm, health_check, dataplane
-		FROM upstreams ORDER BY tenant_id, created_at, id`)
+	cond, args = sc.where("tenant_id")
+	rows, err = q.Query(ctx, `SELECT id::text, tenant_id::text, name, algorithm, health_check, dataplane
+		FROM upstreams`+cond+` ORDER BY tenant_id, created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compile upstreams: %w", err)
 	}
@@ -68,13 +128,15 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 		}
 		u.Targets = []proxycfg.Target{}
 		ti := idx[tenantID]
-		ups[u.ID] = upRef{ti, len(snap.Tenants[ti].Upstreams)}
-		snap.Tenants[ti].Upstreams = append(snap.Tenants[ti].Upstreams, u)
+		ups[u.ID] = upRef{ti, len(tenants[ti].Upstreams)}
+		tenants[ti].Upstreams = append(tenants[ti].Upstreams, u)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile upstreams: %w", err)
 	}
-	rows, err = tx.Query(ctx, `SELECT upstream_id::text, url, weight FROM targets ORDER BY upstream_id, position`)
+	cond, args = sc.where("u.tenant_id")
+	rows, err = q.Query(ctx, `SELECT t.upstream_id::text, t.url, t.weight FROM targets t
+		JOIN upstreams u ON u.id = t.upstream_id`+cond+` ORDER BY t.upstream_id, t.position`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compile targets: %w", err)
 	}
@@ -85,17 +147,21 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 			rows.Close()
 			return nil, fmt.Errorf("compile targets: %w", err)
 		}
-		r := ups[id]
-		u := &snap.Tenants[r.tenant].Upstreams[r.pos]
+		r, ok := ups[id]
+		if !ok {
+			continue
+		}
+		u := &tenants[r.tenant].Upstreams[r.pos]
 		u.Targets = append(u.Targets, tg)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile targets: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, slug, name, base_path, upstream_id::text, auth,
+	cond, args = sc.where("tenant_id")
+	rows, err = q.Query(ctx, `SELECT id::text, tenant_id::text, slug, name, base_path, upstream_id::text, auth,
 		strip_base_path, timeout_ms, rate_limit_requests, rate_limit_per_seconds, rate_limit_burst, dataplane
-		FROM apis ORDER BY tenant_id, created_at, id`)
+		FROM apis`+cond+` ORDER BY tenant_id, created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compile apis: %w", err)
 	}
@@ -113,20 +179,21 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 			return nil, fmt.Errorf("compile api %s: %w", a.ID, err)
 		}
 		ti := idx[tenantID]
-		snap.Tenants[ti].APIs = append(snap.Tenants[ti].APIs, a)
+		tenants[ti].APIs = append(tenants[ti].APIs, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile apis: %w", err)
 	}
-	if err := compileRoutes(ctx, tx, snap); err != nil {
+	if err := compileRoutes(ctx, q, sc, tenants); err != nil {
 		return nil, err
 	}
 
 	type planRef struct{ tenant, pos int }
 	plans := map[string]planRef{}
-	rows, err = tx.Query(ctx, `SELECT id::text, tenant_id::text, name, rate_limit_requests, rate_limit_per_seconds,
+	cond, args = sc.where("tenant_id")
+	rows, err = q.Query(ctx, `SELECT id::text, tenant_id::text, name, rate_limit_requests, rate_limit_per_seconds,
 		quota_requests, quota_period, rate_limit_burst, rate_limit_scope, concurrency
-		FROM plans ORDER BY tenant_id, created_at, id`)
+		FROM plans`+cond+` ORDER BY tenant_id, created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compile plans: %w", err)
 	}
@@ -143,14 +210,15 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 		}
 		p.APIIDs = []string{}
 		ti := idx[tenantID]
-		plans[p.ID] = planRef{ti, len(snap.Tenants[ti].Plans)}
-		snap.Tenants[ti].Plans = append(snap.Tenants[ti].Plans, p)
+		plans[p.ID] = planRef{ti, len(tenants[ti].Plans)}
+		tenants[ti].Plans = append(tenants[ti].Plans, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile plans: %w", err)
 	}
-	rows, err = tx.Query(ctx, `SELECT pa.plan_id::text, pa.api_id::text FROM plan_apis pa
-		JOIN apis a ON a.id = pa.api_id ORDER BY pa.plan_id, a.created_at, a.id`)
+	cond, args = sc.where("pa.tenant_id")
+	rows, err = q.Query(ctx, `SELECT pa.plan_id::text, pa.api_id::text FROM plan_apis pa
+		JOIN apis a ON a.id = pa.api_id`+cond+` ORDER BY pa.plan_id, a.created_at, a.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compile plan apis: %w", err)
 	}
@@ -160,16 +228,19 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 			rows.Close()
 			return nil, fmt.Errorf("compile plan apis: %w", err)
 		}
-		r := plans[planID]
-		p := &snap.Tenants[r.tenant].Plans[r.pos]
+		r, ok := plans[planID]
+		if !ok {
+			continue
+		}
+		p := &tenants[r.tenant].Plans[r.pos]
 		p.APIIDs = append(p.APIIDs, apiID)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compile plan apis: %w", err)
 	}
-	if err := compileDomains(ctx, tx, snap, idx); err != nil {
+	if err := compileDomains(ctx, q, sc, tenants, idx); err != nil {
 		return nil, err
 	}
-	pruneJWTPlans(snap)
-	return snap, nil
+	pruneJWTPlans(tenants)
+	return tenants, nil
 }

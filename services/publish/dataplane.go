@@ -24,9 +24,9 @@ func decodeDataplane(raw []byte, dst any) error {
 // (a plan deleted after the API named it), so that one stale reference
 // cannot make the whole snapshot invalid: callers mapped to a deleted plan
 // are refused (403) instead.
-func pruneJWTPlans(snap *proxycfg.Snapshot) {
-	for ti := range snap.Tenants {
-		t := &snap.Tenants[ti]
+func pruneJWTPlans(tenants []proxycfg.Tenant) {
+	for ti := range tenants {
+		t := &tenants[ti]
 		plans := make(map[string]bool, len(t.Plans))
 		for _, p := range t.Plans {
 			plans[p.ID] = true

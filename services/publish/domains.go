@@ -4,18 +4,21 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
 // compileDomains adds each tenant's verified custom domains to its
 // Tenant.Domains, oldest first. Unverified domains are left out: a host
 // name is served only once its tenant proved it owns it (settings.VerifyDomain),
-// and a host name belongs to one tenant at most (custom_domains_domain_key).
-func compileDomains(ctx context.Context, tx pgx.Tx, snap *proxycfg.Snapshot, idx map[string]int) error {
-	rows, err := tx.Query(ctx, `SELECT tenant_id::text, lower(domain) FROM custom_domains
-		WHERE verified_at IS NOT NULL AND purpose = 'gateway' ORDER BY tenant_id, verified_at, id`)
+// and a verified host name belongs to one tenant at most
+// (custom_domains_verified_key).
+func compileDomains(ctx context.Context, q Querier, sc scope, tenants []proxycfg.Tenant, idx map[string]int) error {
+	cond, args := sc.where("tenant_id")
+	if cond == "" {
+		cond = " WHERE true"
+	}
+	rows, err := q.Query(ctx, `SELECT tenant_id::text, lower(domain) FROM custom_domains`+cond+`
+		AND verified_at IS NOT NULL AND purpose = 'gateway' ORDER BY tenant_id, verified_at, id`, args...)
 	if err != nil {
 		return fmt.Errorf("compile domains: %w", err)
 	}
@@ -29,7 +32,7 @@ func compileDomains(ctx context.Context, tx pgx.Tx, snap *proxycfg.Snapshot, idx
 		if !ok {
 			continue
 		}
-		snap.Tenants[ti].Domains = append(snap.Tenants[ti].Domains, domain)
+		tenants[ti].Domains = append(tenants[ti].Domains, domain)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("compile domains: %w", err)

@@ -4,26 +4,25 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
 // compileRoutes fills API.Routes from api_routes (the operations imported
 // from each API's OpenAPI document), ordered by path and method so that
 // equal data compiles to equal snapshots. It runs after every API is in
-// snap. The import validates each route with proxycfg.ValidateRoute; a row
+// tenants. The import validates each route with proxycfg.ValidateRoute; a row
 // that still fails it (written by an older version) is left out rather than
 // making the whole snapshot, and so every tenant's changes, unpublishable.
-func compileRoutes(ctx context.Context, tx pgx.Tx, snap *proxycfg.Snapshot) error {
+func compileRoutes(ctx context.Context, q Querier, sc scope, tenants []proxycfg.Tenant) error {
 	apis := map[string]*proxycfg.API{}
-	for ti := range snap.Tenants {
-		for ai := range snap.Tenants[ti].APIs {
-			a := &snap.Tenants[ti].APIs[ai]
+	for ti := range tenants {
+		for ai := range tenants[ti].APIs {
+			a := &tenants[ti].APIs[ai]
 			apis[a.ID] = a
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT api_id::text, method, path FROM api_routes ORDER BY api_id, path, method`)
+	cond, args := sc.where("tenant_id")
+	rows, err := q.Query(ctx, `SELECT api_id::text, method, path FROM api_routes`+cond+` ORDER BY api_id, path, method`, args...)
 	if err != nil {
 		return fmt.Errorf("compile routes: %w", err)
 	}

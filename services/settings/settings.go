@@ -4,6 +4,7 @@
 package settings
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
+	"github.com/tollgate/tollgate/services/secrets"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -194,19 +196,30 @@ func SaveOIDC(ctx context.Context, db *pgxpool.Pool, secret []byte, who audit.Ac
 	return nil
 }
 
-// aead derives the AES-256-GCM key for settings secrets from the server secret.
-func aead(secret []byte) (cipher.AEAD, error) {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("tollgate/settings-encryption/v1"))
-	block, err := aes.NewCipher(m.Sum(nil))
+// Sealed settings secrets are AES-256-GCM with a random nonce. The key is
+// derived from the server secret with HKDF (secrets.PurposeSettings) and
+// sealed values start with its key id, sealV2; values sealed before (no key
+// id) used a key derived with HMAC-SHA256 and still open, and are sealed
+// anew the next time they are saved.
+var sealV2 = []byte("tgs2:")
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
 }
 
+// legacyAEAD is the key of values sealed without a key id.
+func legacyAEAD(secret []byte) (cipher.AEAD, error) {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("tollgate/settings-encryption/v1"))
+	return newAEAD(m.Sum(nil))
+}
+
 func seal(secret, plain []byte) ([]byte, error) {
-	a, err := aead(secret)
+	a, err := newAEAD(secrets.Derive(secret, secrets.PurposeSettings))
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +227,26 @@ func seal(secret, plain []byte) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return a.Seal(nonce, nonce, plain, nil), nil
+	out := append(append([]byte(nil), sealV2...), nonce...)
+	return a.Seal(out, nonce, plain, sealV2), nil
 }
 
 func open(secret, sealed []byte) ([]byte, error) {
-	a, err := aead(secret)
+	if bytes.HasPrefix(sealed, sealV2) {
+		a, err := newAEAD(secrets.Derive(secret, secrets.PurposeSettings))
+		if err != nil {
+			return nil, err
+		}
+		rest := sealed[len(sealV2):]
+		if len(rest) >= a.NonceSize() {
+			if plain, err := a.Open(nil, rest[:a.NonceSize()], rest[a.NonceSize():], sealV2); err == nil {
+				return plain, nil
+			}
+		}
+		// A legacy value whose random nonce happened to start with the key
+		// id: try the legacy key below.
+	}
+	a, err := legacyAEAD(secret)
 	if err != nil {
 		return nil, err
 	}

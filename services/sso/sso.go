@@ -17,6 +17,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/tollgate/tollgate/services/egress"
 )
 
 // Config identifies an OIDC client registration at an identity provider.
@@ -53,14 +55,16 @@ type Provider struct {
 }
 
 // NewProvider fetches the provider's discovery document. client is used for
-// discovery, key fetches and the token exchange; if nil, a client with a 10s
-// timeout.
+// discovery, key fetches and the token exchange: every URL the discovery
+// document names is the provider's (a tenant's) choice, so it must be a
+// guarded client (services/egress). If nil, egress's strict policy: https
+// only, no private addresses, bounded answers.
 func NewProvider(ctx context.Context, cfg Config, client *http.Client) (*Provider, error) {
 	if field, msg := cfg.Validate(); field != "" {
 		return nil, fmt.Errorf("oidc provider: %s %s", field, msg)
 	}
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = egress.New(egress.Options{})
 	}
 	ctx = oidc.ClientContext(ctx, client)
 	p, err := oidc.NewProvider(ctx, strings.TrimSuffix(cfg.Issuer, "/"))
@@ -116,6 +120,9 @@ type Claims struct {
 	Email         string
 	EmailVerified bool
 	Name          string
+	// HostedDomain is Google's "hd" claim: the Workspace domain of the
+	// account ("" for consumer accounts and other IdPs).
+	HostedDomain string
 }
 
 // Errors of a refused callback.
@@ -159,13 +166,15 @@ func (p *Provider) Finish(ctx context.Context, redirectURL string, f Flow, q url
 		Email         string `json:"email"`
 		EmailVerified any    `json:"email_verified"`
 		Name          string `json:"name"`
+		HostedDomain  string `json:"hd"`
 	}
 	if err := idt.Claims(&c); err != nil {
 		return Claims{}, fmt.Errorf("sso: id token claims: %w", err)
 	}
 	// Some IdPs send email_verified as the string "true".
 	verified := c.EmailVerified == true || c.EmailVerified == "true"
-	return Claims{Issuer: idt.Issuer, Subject: idt.Subject, Email: c.Email, EmailVerified: verified, Name: c.Name}, nil
+	return Claims{Issuer: idt.Issuer, Subject: idt.Subject, Email: c.Email, EmailVerified: verified, Name: c.Name,
+		HostedDomain: c.HostedDomain}, nil
 }
 
 // Cache keeps discovered providers per configuration, so that a tenant's IdP
@@ -173,11 +182,14 @@ func (p *Provider) Finish(ctx context.Context, redirectURL string, f Flow, q url
 type Cache struct {
 	// TTL bounds how long a discovery is reused. If zero, 1h.
 	TTL time.Duration
-	// Client is passed to NewProvider.
+	// Client is passed to NewProvider. If nil, one client with egress's
+	// strict policy (https only, no private addresses) shared by the
+	// cache's providers.
 	Client *http.Client
 
-	mu sync.Mutex
-	m  map[string]cached
+	mu     sync.Mutex
+	m      map[string]cached
+	strict *http.Client
 }
 
 type cached struct {
@@ -198,7 +210,7 @@ func (c *Cache) Get(ctx context.Context, cfg Config) (*Provider, error) {
 	if ok && time.Since(e.at) < ttl {
 		return e.p, nil
 	}
-	p, err := NewProvider(ctx, cfg, c.Client)
+	p, err := NewProvider(ctx, cfg, c.client())
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +218,26 @@ func (c *Cache) Get(ctx context.Context, cfg Config) (*Provider, error) {
 	if c.m == nil {
 		c.m = map[string]cached{}
 	}
+	// Forget expired discoveries (tenants change or drop their IdP), so the
+	// map holds at most one TTL's worth of configurations.
+	for k, old := range c.m {
+		if time.Since(old.at) >= ttl {
+			delete(c.m, k)
+		}
+	}
 	c.m[key] = cached{p: p, at: time.Now()}
 	c.mu.Unlock()
 	return p, nil
+}
+
+func (c *Cache) client() *http.Client {
+	if c.Client != nil {
+		return c.Client
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.strict == nil {
+		c.strict = egress.New(egress.Options{})
+	}
+	return c.strict
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/oauth2-proxy/mockoidc"
 
+	"github.com/tollgate/tollgate/services/egress"
 	"github.com/tollgate/tollgate/services/sso"
 )
 
@@ -21,7 +22,8 @@ func TestFinish(t *testing.T) {
 	t.Cleanup(func() { _ = m.Shutdown() })
 	cfg := m.Config()
 	ctx := context.Background()
-	cache := &sso.Cache{}
+	// mockoidc listens on loopback over http: dev mode's client.
+	cache := &sso.Cache{Client: egress.New(egress.Options{AllowPrivate: true, AllowHTTP: true})}
 	p, err := cache.Get(ctx, sso.Config{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret})
 	if err != nil {
 		t.Fatal(err)

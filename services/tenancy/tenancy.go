@@ -141,7 +141,9 @@ func Authenticate(ctx context.Context, db *pgxpool.Pool, secret []byte, tok stri
 }
 
 // CreateToken issues a further admin token of the actor's tenant; the token is
-// returned once.
+// returned once. A token made by a portal user, or by a token such a user
+// made, records that user, so that it is revoked with the user's admin
+// rights (RevokeTokensOf).
 func CreateToken(ctx context.Context, db *pgxpool.Pool, secret []byte, who audit.Actor, name string) (AdminToken, string, error) {
 	v := &fault.ValidationError{}
 	checkName(v, "name", name)
@@ -164,9 +166,13 @@ func CreateToken(ctx context.Context, db *pgxpool.Pool, secret []byte, who audit
 }
 
 func insertToken(ctx context.Context, tx pgx.Tx, secret []byte, who audit.Actor, name, tok string) (AdminToken, error) {
-	t, err := scanToken(tx.QueryRow(ctx, `INSERT INTO admin_tokens (tenant_id, name, digest, prefix)
-		VALUES ($1, $2, $3, $4) RETURNING `+tokenCols,
-		who.TenantID, name, proxycfg.Digest(secret, tok), token.Prefix(tok)))
+	creator, err := creatorOf(ctx, tx, who)
+	if err != nil {
+		return AdminToken{}, err
+	}
+	t, err := scanToken(tx.QueryRow(ctx, `INSERT INTO admin_tokens (tenant_id, name, digest, prefix, created_by_user)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols,
+		who.TenantID, name, proxycfg.Digest(secret, tok), token.Prefix(tok), creator))
 	if err != nil {
 		return AdminToken{}, fmt.Errorf("insert admin token: %w", err)
 	}
@@ -272,4 +278,67 @@ func RevokeToken(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id stri
 		return fmt.Errorf("revoke admin token: %w", err)
 	}
 	return nil
+}
+
+// Actor name prefixes of the two kinds of actor that make tokens: portal
+// users (accounts.User.Actor: "user:<id>:<email>") and admin tokens
+// (AdminToken.Actor: "admin_token:<id>:<prefix>").
+const (
+	userActorPrefix  = "user:"
+	tokenActorPrefix = "admin_token:"
+)
+
+// creatorOf is the portal user answerable for a token that who makes: who
+// itself when a user, the user answerable for who's token when a token;
+// nil for the operator and for tokens no user answers for.
+func creatorOf(ctx context.Context, tx pgx.Tx, who audit.Actor) (*string, error) {
+	if rest, ok := strings.CutPrefix(who.Name, userActorPrefix); ok {
+		id, _, _ := strings.Cut(rest, ":")
+		if store.ValidID(id) {
+			return &id, nil
+		}
+		return nil, nil
+	}
+	if rest, ok := strings.CutPrefix(who.Name, tokenActorPrefix); ok {
+		id, _, _ := strings.Cut(rest, ":")
+		if !store.ValidID(id) {
+			return nil, nil
+		}
+		var creator *string
+		err := tx.QueryRow(ctx, `SELECT created_by_user::text FROM admin_tokens WHERE tenant_id = $1 AND id = $2`,
+			who.TenantID, id).Scan(&creator)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("token creator: %w", err)
+		}
+		return creator, nil
+	}
+	return nil, nil
+}
+
+// RevokeTokensOf revokes, in tx, every active admin token of who's tenant
+// that userID answers for (made by the user, or by such a token), because
+// the user left the team or lost admin rights (reason names the audit
+// action that caused it). The last-token rule of RevokeToken does not
+// apply: the tenant's owners can make new tokens. It returns how many were
+// revoked.
+func RevokeTokensOf(ctx context.Context, tx pgx.Tx, who audit.Actor, userID, reason string) (int, error) {
+	if !store.ValidID(userID) {
+		return 0, nil
+	}
+	rows, err := tx.Query(ctx, `UPDATE admin_tokens SET revoked_at = now()
+		WHERE tenant_id = $1 AND created_by_user = $2 AND revoked_at IS NULL RETURNING id`, who.TenantID, userID)
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens of user: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens of user: %w", err)
+	}
+	for _, id := range ids {
+		if err := audit.Record(ctx, tx, who, "admin_token.revoke", "admin_token", id,
+			map[string]any{"reason": reason, "user_id": userID}); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }

@@ -112,6 +112,9 @@ func (p *Portal) apiRouteTable() []apiRoute {
 		{"DELETE", "/api/subscriptions/{id}", apiSession, p.apiCancelSubscription},
 		{"POST", "/api/subscriptions/{id}/keys", apiSession, p.apiCreateKey},
 		{"GET", "/api/subscriptions/{id}/keys", apiSession, p.apiListKeys},
+		{"GET", "/api/subscriptions/{id}/invoices", apiSession, p.apiInvoices},
+		{"GET", "/api/subscriptions/{id}/estimate", apiSession, p.apiEstimate},
+		{"GET", "/api/subscriptions/{id}/billing", apiSession, p.apiBilling},
 
 		{"GET", "/api/keys/{id}", apiSession, p.apiGetKey},
 		{"POST", "/api/keys/{id}/rotate", apiSession, p.apiRotateKey},

@@ -1,7 +1,6 @@
 package devportal
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -109,44 +108,47 @@ type apiSubscriptionView struct {
 // apiStatusDetail explains a subscription's state to its developer.
 var apiStatusDetail = map[string]string{
 	catalog.SubPending: "the subscription waits for the API provider's approval; you will get a mail when it is decided",
-	catalog.SubPaymentRequired: "this plan is paid, and payments are not set up for this portal yet: " +
-		"the API provider has to connect billing before the subscription can be paid and used",
+	catalog.SubPaymentRequired: "this plan is paid: open checkout_url to pay; the subscription becomes active, " +
+		"and keys can be made, once the payment provider confirms the payment",
 	catalog.SubPastDue:   "the last payment failed; keys keep working for a grace period, then stop until it is paid",
 	catalog.SubSuspended: "the subscription is suspended; its keys do not work",
 	catalog.SubCanceled:  "the subscription has ended; its keys do not work",
 	catalog.SubRejected:  "the API provider did not approve the subscription",
 }
 
-// apiCheckoutURL is where the developer pays a payment_required subscription,
-// or nil. Billing is not wired into the portal yet, so it is always nil
-// (and statusDetail says why); the billing work fills it in here.
-func (p *Portal) apiCheckoutURL(_ context.Context, _ *apiCall, _ catalog.Subscription) (*string, error) {
-	return nil, nil
+// apiCheckoutURL is where the developer pays a payment_required
+// subscription: a Stripe Checkout session on the tenant's account that
+// returns to the app's page (?checkout=success or canceled). When there is
+// none it answers nil and the detail that says why (billing off, the
+// tenant not connected, prices not ready, Stripe unreachable): the
+// subscription itself exists either way, so no error is returned.
+func (p *Portal) apiCheckoutURL(r *http.Request, c *apiCall, s catalog.Subscription) (*string, string) {
+	u, detail := p.startCheckout(r, c.tenant.ID, s)
+	if u == "" {
+		return nil, detail
+	}
+	return &u, ""
 }
 
-func (p *Portal) apiViewSubscription(ctx context.Context, c *apiCall, s catalog.Subscription) (apiSubscriptionView, error) {
+func (p *Portal) apiViewSubscription(r *http.Request, c *apiCall, s catalog.Subscription) apiSubscriptionView {
 	v := apiSubscriptionView{ID: s.ID, AppID: s.AppID, PlanID: s.PlanID, Status: s.Status, Detail: apiStatusDetail[s.Status],
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, DecidedAt: s.DecidedAt}
 	if s.Status == catalog.SubPaymentRequired {
-		u, err := p.apiCheckoutURL(ctx, c, s)
-		if err != nil {
-			return apiSubscriptionView{}, err
-		}
+		u, detail := p.apiCheckoutURL(r, c, s)
 		v.CheckoutURL = u
+		if u == nil {
+			v.Detail = "this plan is paid and cannot be paid yet: " + detail
+		}
 	}
-	return v, nil
+	return v
 }
 
-func (p *Portal) apiViewSubscriptions(ctx context.Context, c *apiCall, list []catalog.Subscription) ([]apiSubscriptionView, error) {
+func (p *Portal) apiViewSubscriptions(r *http.Request, c *apiCall, list []catalog.Subscription) []apiSubscriptionView {
 	out := make([]apiSubscriptionView, 0, len(list))
 	for _, s := range list {
-		v, err := p.apiViewSubscription(ctx, c, s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+		out = append(out, p.apiViewSubscription(r, c, s))
 	}
-	return out, nil
+	return out
 }
 
 type apiSubscribeInput struct {
@@ -168,10 +170,7 @@ func (p *Portal) apiSubscribe(w http.ResponseWriter, r *http.Request, c *apiCall
 	if err != nil {
 		return err
 	}
-	v, err := p.apiViewSubscription(ctx, c, out.Subscription)
-	if err != nil {
-		return err
-	}
+	v := p.apiViewSubscription(r, c, out.Subscription)
 	if out.Key != nil {
 		k := apiViewNewKey(*out.Key, out.Secret)
 		v.Key = &k
@@ -191,11 +190,7 @@ func (p *Portal) apiListSubscriptionsOf(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	views, err := p.apiViewSubscriptions(ctx, c, list)
-	if err != nil {
-		return err
-	}
-	return apiWriteJSON(w, http.StatusOK, apiPageOf(views, next))
+	return apiWriteJSON(w, http.StatusOK, apiPageOf(p.apiViewSubscriptions(r, c, list), next))
 }
 
 // apiListSubscriptions lists the developer's subscriptions, of one app
@@ -218,27 +213,18 @@ func (p *Portal) apiGetSubscription(w http.ResponseWriter, r *http.Request, c *a
 	if err != nil {
 		return err
 	}
-	v, err := p.apiViewSubscription(ctx, c, s)
-	if err != nil {
-		return err
-	}
-	return apiWriteJSON(w, http.StatusOK, v)
+	return apiWriteJSON(w, http.StatusOK, p.apiViewSubscription(r, c, s))
 }
 
-// apiCancelSubscription ends a subscription (its keys stop working on
-// every worker); canceling a canceled one answers it again.
+// apiCancelSubscription ends a subscription at once (its keys stop working
+// on every worker; a paid one is canceled in Stripe first, see
+// cancelSubscription); canceling a canceled one answers it again.
 func (p *Portal) apiCancelSubscription(w http.ResponseWriter, r *http.Request, c *apiCall) error {
-	ctx := r.Context()
-	s, err := p.opts.Catalog.SetSubscriptionStatus(ctx, c.dev().Actor(), c.dev().ConsumerID, r.PathValue("id"),
-		catalog.SubCanceled, catalog.SubActive, catalog.SubPending, catalog.SubPaymentRequired, catalog.SubPastDue)
+	s, err := p.cancelSubscription(r.Context(), c.dev(), c.tenant.ID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	v, err := p.apiViewSubscription(ctx, c, s)
-	if err != nil {
-		return err
-	}
-	return apiWriteJSON(w, http.StatusOK, v)
+	return apiWriteJSON(w, http.StatusOK, p.apiViewSubscription(r, c, s))
 }
 
 // ---- keys ----

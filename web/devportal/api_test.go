@@ -132,7 +132,7 @@ func TestAPIJourney(t *testing.T) {
 	}
 	pro := c.api("POST", "/api/apps/"+appID+"/subscriptions", map[string]string{"plan_id": f.PricedPlan.ID}).must(201)
 	if !bytes.Contains(pro.Body, []byte(`"checkout_url":null`)) || !bytes.Contains(pro.Body, []byte(`"key":null`)) ||
-		jsonStr(pro.obj(), "status") != "payment_required" || !strings.Contains(jsonStr(pro.obj(), "detail"), "billing") {
+		jsonStr(pro.obj(), "status") != "payment_required" || !strings.Contains(jsonStr(pro.obj(), "detail"), "payments are not enabled") {
 		t.Errorf("priced plan: %s", pro.Body)
 	}
 	// Keys only while active.

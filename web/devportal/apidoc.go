@@ -217,9 +217,20 @@ func apiBuildDoc() oaObj {
 		"/api/subscriptions/{id}": oaObj{
 			"get": oaOperation("Read a subscription", oaSignedIn, "200", oaAnswer("The subscription", oaRef("Subscription")),
 				oaMerge(oaIDParams(), oaNotFound)),
-			"delete": oaOperation("Cancel a subscription (its keys stop working)", oaSignedIn, "200",
-				oaAnswer("The canceled subscription", oaRef("Subscription")), oaMerge(oaIDParams(), oaNotFound, oaConflict, oaForbidden)),
+			"delete": oaOperation("Cancel a subscription at once (its keys stop working)", oaSignedIn, "200",
+				oaAnswer("The canceled subscription", oaRef("Subscription")), oaMerge(oaIDParams(), oaNotFound, oaConflict, oaForbidden,
+					oaObj{"description": "A paid subscription is canceled in Stripe first: Stripe invoices the usage so far and " +
+						"credits the unused part of the period's flat price. To keep it until the period ends, cancel in the " +
+						"Customer Portal instead (GET /api/subscriptions/{id}/billing)."})),
 		},
+		"/api/subscriptions/{id}/invoices": oaObj{"get": oaOperation("The subscription's invoices, newest first", oaSignedIn, "200",
+			oaAnswer("The invoices (none while the platform runs without billing)", oaItems("Invoice")), oaMerge(oaIDParams(), oaNotFound))},
+		"/api/subscriptions/{id}/estimate": oaObj{"get": oaOperation("The estimate of the subscription's next invoice", oaSignedIn, "200",
+			oaAnswer("The plan's price rated with the requests served so far in the billing period", oaRef("InvoiceEstimate")),
+			oaMerge(oaIDParams(), oaNotFound, oaObj{"responses": oaObj{"409": oaProblem("Billing unavailable (billing-unavailable)")}}))},
+		"/api/subscriptions/{id}/billing": oaObj{"get": oaOperation("Where to pay or manage the subscription", oaSignedIn, "200",
+			oaAnswer("A fresh Stripe Checkout (payment_required) or Customer Portal URL, or null and why", oaRef("Billing")),
+			oaMerge(oaIDParams(), oaNotFound))},
 		"/api/subscriptions/{id}/keys": oaObj{
 			"post": oaOperation("Issue another key (while the subscription is active)", oaSignedIn, "201",
 				oaAnswer("The key, shown once", oaRef("NewKey")), oaMerge(oaIDParams(), oaNotFound, oaConflict, oaForbidden)),
@@ -336,7 +347,7 @@ func oaSchemas() oaObj {
 			o := oaObject(oaObj{"id": oaUUID(), "app_id": oaUUID(), "plan_id": oaUUID(),
 				"status":       oaEnum("active", "pending", "payment_required", "past_due", "suspended", "canceled", "rejected"),
 				"key":          oaNullableRef("NewKey"),
-				"checkout_url": oaNullable(oaStr()),
+				"checkout_url": oaNullable(oaObj{"type": "string", "description": "a Stripe Checkout URL while payment_required; null when it cannot be paid now (detail says why)"}),
 				"created_at":   oaTime(), "updated_at": oaTime(), "decided_at": oaNullable(oaTime())})
 			o["properties"].(oaObj)["detail"] = oaObj{"type": "string", "description": "why the subscription is not active, when it is not"}
 			return o
@@ -359,6 +370,33 @@ func oaSchemas() oaObj {
 			"points": oaArray(oaObject(oaObj{"start": oaTime(), "requests": oaInt(), "status_2xx": oaInt(), "status_4xx": oaInt(),
 				"status_5xx": oaInt(), "bytes_in": oaInt(), "bytes_out": oaInt(), "latency_avg_ms": oaNum(),
 				"latency_p50_ms": oaNum(), "latency_p99_ms": oaNum()}))}),
+		"Invoice": oaObject(oaObj{"id": oaStr(), "subscription_id": oaStr(),
+			"status":   oaObj{"type": "string", "description": "Stripe's: paid, open (a payment failed), uncollectible, void"},
+			"currency": oaStr(), "amount_due": oaInt(), "amount_paid": oaInt(),
+			"period_start": oaNullable(oaTime()), "period_end": oaNullable(oaTime()),
+			"hosted_invoice_url": oaNullable(oaObj{"type": "string", "description": "Stripe's page of the invoice"}),
+			"created":            oaTime()}),
+		"InvoiceEstimate": oaObject(oaObj{"subscription_id": oaUUID(), "plan_id": oaUUID(), "plan_version": oaInt(),
+			"period_start": oaTime(), "period_end": oaTime(),
+			"stripe_period": oaObj{"type": "boolean", "description": "the period is Stripe's billing period (else the calendar period of the price's interval)"},
+			"as_of":         oaTime(), "currency": oaObj{"type": "string", "description": "empty for a free plan"},
+			"served": oaObj{"type": "integer", "format": "int64", "description": "requests served (1xx-3xx) in the period so far"},
+			"lines": oaArray(oaObject(oaObj{"kind": oaEnum("flat", "included", "requests"), "description": oaStr(),
+				"quantity": oaInt(), "unit_amount_decimal": oaStr(), "exact_amount": oaStr(),
+				"amount": oaObj{"type": "integer", "format": "int64", "description": "in the currency's minor unit"}})),
+			"total": oaObj{"type": "integer", "format": "int64", "description": "in the currency's minor unit"}}),
+		"Billing": func() oaObj {
+			o := oaObject(oaObj{"subscription_id": oaUUID(),
+				"status":               oaEnum("active", "pending", "payment_required", "past_due", "suspended", "canceled", "rejected"),
+				"action":               oaNullable(oaEnum(billingActionCheckout, billingActionPortal)),
+				"url":                  oaNullable(oaObj{"type": "string", "description": "a fresh Stripe URL for action; it expires, so ask again rather than store it"}),
+				"page_url":             oaObj{"type": "string", "description": "the portal's stable link that opens url for a signed-in developer"},
+				"grace_until":          oaNullable(oaTime()),
+				"current_period_start": oaNullable(oaTime()), "current_period_end": oaNullable(oaTime()),
+				"cancel_at_period_end": oaBool()})
+			o["properties"].(oaObj)["detail"] = oaObj{"type": "string", "description": "why there is no url, when there is none"}
+			return o
+		}(),
 		"TryRequest": tryReq,
 		"TryResult": oaObj{"type": "object", "required": []string{"status", "headers", "body", "truncated", "duration_ms"},
 			"properties": oaObj{"status": oaObj{"type": "integer"}, "headers": oaObj{"type": "object", "additionalProperties": oaStr()},

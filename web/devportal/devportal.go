@@ -28,6 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/billing"
+	"github.com/tollgate/tollgate/billing/rating"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/fault"
@@ -53,9 +55,12 @@ type Usage interface {
 	Quota(ctx context.Context, tenantID, keyID string, now time.Time) (usage.KeyQuota, error)
 }
 
-// Billing takes developers' payments; *billing.Service implements it. Its
-// errors that match billing.ErrUnavailable (billing off, tenant not
-// connected) mean no payment is possible yet.
+// Billing takes developers' payments and shows them what they pay;
+// *billing.Service implements it. Its errors that match
+// billing.ErrUnavailable (billing off, tenant not connected, prices not
+// synced yet) mean no payment is possible yet, for the reason in the
+// *billing.UnavailableError's Detail. The portal checks that the
+// subscription is the developer's before every call.
 type Billing interface {
 	// Checkout returns a Stripe Checkout URL for a payment_required
 	// subscription.
@@ -65,6 +70,14 @@ type Billing interface {
 	CustomerPortal(ctx context.Context, tenantID, subscriptionID, returnURL string) (string, error)
 	// Cancel ends a subscription, in Stripe too.
 	Cancel(ctx context.Context, tenantID, subscriptionID string, atPeriodEnd bool) (catalog.BillingSubscription, error)
+	// Connection says whether the tenant takes payments (a connected
+	// Stripe account).
+	Connection(ctx context.Context, tenantID string) (billing.Connection, error)
+	// Estimate is a subscription's next invoice so far (the rating of its
+	// meter events).
+	Estimate(ctx context.Context, tenantID, subscriptionID string) (rating.InvoiceEstimate, error)
+	// Invoices are a subscription's invoices, newest first.
+	Invoices(ctx context.Context, tenantID, subscriptionID string) ([]billing.Invoice, error)
 }
 
 // Options configures the developer portals.

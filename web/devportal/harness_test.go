@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/egress"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/sdk"
 	"github.com/tollgate/tollgate/services/settings"
@@ -86,6 +87,8 @@ type envOpts struct {
 	signup string
 	// throttle turns attempt throttling on.
 	throttle bool
+	// billing, when set, builds the portals' Billing (billing_test.go).
+	billing func(db *pgxpool.Pool, cat *catalog.Service) devportal.Billing
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -118,6 +121,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Usage: usage.Reader{DB: db, Redis: rdb, Keys: keys}, SDKs: gen,
 		Domain: portalDomain, GatewayURL: "http://{slug}.gw.test:" + gw.Port(), GatewayDial: gw.Host,
 		Port: port, Secret: testSecret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The tests' IdP (mockoidc) listens on loopback over http.
+		OIDCClient: egress.New(egress.Options{AllowPrivate: true, AllowHTTP: true}),
+		Billing:    o.portalBilling(db, e.cat),
 	})
 	if err != nil {
 		t.Fatalf("devportal.New: %v", err)

@@ -94,6 +94,7 @@ func (p *Portal) pageRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /apps/{app}/keys/{key}/revoke", pg.member(pg.revokeKey))
 
 	m.HandleFunc("GET /usage", pg.member(pg.usage))
+	m.HandleFunc("GET /billing/{sub}", pg.member(pg.billingPage))
 
 	// Everything else is the portal's 404 page (the JSON API mounts its
 	// own fallbacks under /api).

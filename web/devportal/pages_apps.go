@@ -154,7 +154,7 @@ func (pg *pages) appModel(r *http.Request, q *pageReq, appID string) (view.AppPa
 		return view.AppPage{}, err
 	}
 	m := view.AppPage{Chrome: q.chrome(r, a.Name, "apps"), ID: a.ID, Name: a.Name, Description: a.Description,
-		Created: a.CreatedAt, SubForm: pageBlankForm()}
+		Created: a.CreatedAt, SubForm: pageBlankForm(), CheckoutNote: pageCheckoutNote(r)}
 	subs, err := pageAll(func(pgn store.Page) ([]catalog.Subscription, string, error) {
 		return pg.p.opts.Catalog.ListSubscriptions(ctx, t.ID, catalog.SubscriptionFilter{ConsumerID: dev.ConsumerID, AppID: a.ID}, pgn)
 	})
@@ -184,6 +184,14 @@ func (pg *pages) appModel(r *http.Request, q *pageReq, appID string) (view.AppPa
 			continue
 		}
 		taken[s.PlanID] = true
+		plan, err := plans.plan(s.PlanID)
+		if err != nil {
+			return m, err
+		}
+		if err := pg.subBilling(ctx, q, &sv, s, plan); err != nil {
+			return m, err
+		}
+		sv.GraceOver = sv.GraceUntil != nil && !now.Before(*sv.GraceUntil)
 		keys, err := pg.p.opts.Catalog.ListSubscriptionKeys(ctx, t.ID, dev.ConsumerID, s.ID)
 		if err != nil {
 			return m, err
@@ -304,7 +312,15 @@ func (pg *pages) subscribe(w http.ResponseWriter, r *http.Request, q *pageReq) {
 	case out.Subscription.Status == catalog.SubPending:
 		pg.redirect(w, r, "/apps/"+a.ID, "Subscribed to "+plan.Name+": waiting for approval. The API provider reviews it; we mail you when it is decided.")
 	case out.Subscription.Status == catalog.SubPaymentRequired:
-		pg.redirect(w, r, "/apps/"+a.ID, "Subscribed to "+plan.Name+": payment required. Billing is not available yet, so no key is issued; the API provider will contact you.")
+		// Straight on to Stripe Checkout; without it, the app's page
+		// says why the plan cannot be paid now.
+		u, detail := pg.p.startCheckout(r, q.tenant.ID, out.Subscription)
+		if u != "" {
+			http.Redirect(w, r, u, http.StatusSeeOther)
+			return
+		}
+		pg.redirect(w, r, "/apps/"+a.ID, "Subscribed to "+plan.Name+": payment required, and it cannot be paid yet: "+
+			detail+". No key is issued until it is paid.")
 	default:
 		pg.redirect(w, r, "/apps/"+a.ID, "Subscribed to "+plan.Name+".")
 	}
@@ -375,9 +391,8 @@ func (pg *pages) cancelSubscription(w http.ResponseWriter, r *http.Request, q *p
 		pg.fail(w, r, q, err)
 		return
 	}
-	dev := q.dev()
-	if _, err := pg.p.opts.Catalog.SetSubscriptionStatus(r.Context(), dev.Actor(), dev.ConsumerID, s.ID, catalog.SubCanceled,
-		catalog.SubActive, catalog.SubPending, catalog.SubPaymentRequired, catalog.SubPastDue); err != nil {
+	out, err := pg.p.cancelSubscription(r.Context(), q.dev(), q.tenant.ID, s.ID)
+	if err != nil {
 		pg.fail(w, r, q, err)
 		return
 	}
@@ -385,7 +400,13 @@ func (pg *pages) cancelSubscription(w http.ResponseWriter, r *http.Request, q *p
 	if pl, err := pg.p.opts.Catalog.GetPlan(r.Context(), q.tenant.ID, s.PlanID); err == nil {
 		name = "The " + pl.Name + " subscription"
 	}
-	pg.redirect(w, r, "/apps/"+a.ID, name+" is canceled; its keys no longer work.")
+	flash := name + " is canceled; its keys no longer work."
+	if out.Status == catalog.SubCanceled && s.Status != catalog.SubCanceled && pg.p.opts.Billing != nil {
+		if b, err := pg.p.ownBillingSubscription(r.Context(), q.tenant.ID, q.dev().ConsumerID, s.ID); err == nil && b.StripeSubscriptionID != "" {
+			flash += pagePaidCancelNote
+		}
+	}
+	pg.redirect(w, r, "/apps/"+a.ID, flash)
 }
 
 func (pg *pages) newKey(w http.ResponseWriter, r *http.Request, q *pageReq) {

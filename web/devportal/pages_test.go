@@ -135,7 +135,7 @@ func pageKeys(t *testing.T, e *env, slug, appID string) []catalog.Key {
 }
 
 // TestPageSubscriptionStates: an approval plan waits, a priced plan needs
-// payment (billing is not available), each with its message and badge; a
+// payment (the platform runs without billing), each with its message and badge; a
 // subscription is canceled and the app deleted.
 func TestPageSubscriptionStates(t *testing.T) {
 	t.Parallel()
@@ -148,7 +148,7 @@ func TestPageSubscriptionStates(t *testing.T) {
 	c.page("GET", "/apps/"+appID, nil).must(t, 200).contains(t, "waiting for approval", `data-status="pending"`,
 		"pending approval")
 	c.pageSubscribe(appID, f.PricedPlan.ID).redirectsTo(t, "/apps/"+appID)
-	page := c.page("GET", "/apps/"+appID, nil).must(t, 200).contains(t, "payment required", "billing is not available yet",
+	page := c.page("GET", "/apps/"+appID, nil).must(t, 200).contains(t, "payment required", "Payments are not enabled on this platform",
 		`data-status="payment_required"`)
 	// No plan chosen, and a plan already taken, are errors next to the field.
 	c.submit("/apps/"+appID, "/apps/"+appID+"/subscriptions", url.Values{}).must(t, 422).contains(t, "Choose a plan.")

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/tollgate/tollgate/services/accounts"
 	"github.com/tollgate/tollgate/services/fault"
@@ -27,9 +30,15 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
 	_, u, err := accounts.Signup(r.Context(), p.db, p.secret, accounts.SignupInput{
 		Company: f.Get("company"), Slug: strings.TrimSpace(f.Get("slug")), Name: f.Get("name"),
-		Email: f.Get("email"), Password: f.Get("password"),
+		Email: f.Get("email"), Password: f.Get("password"), Client: p.clientBucket(r),
 	})
 	if err != nil {
+		if refuseBusyPage(p, w, r, err, func(msg string) view.SignupPage {
+			f.Message = msg
+			return view.SignupPage{Form: f, CSRF: csrf, ProxyDomain: p.opts.ProxyDomain}
+		}, view.Signup) {
+			return
+		}
 		if !applyError(&f, err, "company", "slug", "name", "email", "password") {
 			p.internal(w, r, err)
 			return
@@ -37,11 +46,111 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request, csrf string) {
 		p.renderStatus(w, r, http.StatusUnprocessableEntity, view.Signup(view.SignupPage{Form: f, CSRF: csrf, ProxyDomain: p.opts.ProxyDomain}))
 		return
 	}
+	// The owner may start at once; the banner of every page asks to
+	// confirm the address until the link is used.
+	if err := p.mailVerification(r, u); err != nil {
+		p.internal(w, r, err)
+		return
+	}
 	if err := p.signIn(r.Context(), w, r, u); err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	p.redirect(w, r, "/dashboard", "Welcome to Tollgate! Start by adding an upstream: the backend your API runs on.")
+	p.redirect(w, r, "/dashboard", "Welcome to Tollgate! We sent a confirmation link to "+u.Email+
+		". Start by adding an upstream: the backend your API runs on.")
+}
+
+// mailVerification mails u a fresh confirmation link.
+func (p *Portal) mailVerification(r *http.Request, u accounts.User) error {
+	tok, err := accounts.NewVerification(r.Context(), p.db, u)
+	if err != nil {
+		return err
+	}
+	link := p.absURL("/verify", url.Values{"token": {tok}})
+	body := fmt.Sprintf("Hello %s,\n\nPlease confirm that this is your address by opening this link "+
+		"(it works for %d hours, once):\n\n%s\n\nIf you did not create a Tollgate account, ignore this email.\n",
+		u.Name, int(accounts.VerifyTTL.Hours()), link)
+	return p.sendMail(r.Context(), u.Email, "Confirm your Tollgate email address", body)
+}
+
+// verify uses a confirmation link.
+func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
+	u, err := accounts.VerifyEmail(r.Context(), p.db, r.URL.Query().Get("token"), p.clientBucket(r))
+	var te *fault.ThrottledError
+	switch {
+	case errors.Is(err, fault.ErrNotFound):
+		p.renderStatus(w, r, http.StatusNotFound, view.PlainError(http.StatusNotFound,
+			"This confirmation link is unknown, used or expired. Sign in to ask for a new one."))
+		return
+	case errors.As(err, &te):
+		p.tooMany(w, r, te)
+		return
+	case err != nil:
+		p.internal(w, r, err)
+		return
+	}
+	if s, err := p.session(r); err == nil && s.User.ID == u.ID {
+		p.redirect(w, r, "/dashboard", "Thank you: "+u.Email+" is confirmed.")
+		return
+	}
+	http.Redirect(w, r, "/login?verified=1", http.StatusSeeOther)
+}
+
+// resendVerification mails a signed-in, unverified user a new link.
+func (p *Portal) resendVerification(w http.ResponseWriter, r *http.Request, q *req) {
+	err := p.mailVerification(r, q.user)
+	var te *fault.ThrottledError
+	switch {
+	case errors.Is(err, accounts.ErrAlreadyVerified):
+		p.redirect(w, r, "/dashboard", "Your address is already confirmed.")
+	case errors.As(err, &te):
+		p.redirect(w, r, "/dashboard", "We sent several links already; please use the newest one or try again later.")
+	case err != nil:
+		p.internal(w, r, err)
+	default:
+		p.redirect(w, r, "/dashboard", "We sent a new confirmation link to "+q.user.Email+".")
+	}
+}
+
+// tooMany answers a throttled signed-out request.
+func (p *Portal) tooMany(w http.ResponseWriter, r *http.Request, te *fault.ThrottledError) {
+	setRetryAfter(w, te.RetryAfter)
+	p.renderStatus(w, r, http.StatusTooManyRequests, view.PlainError(http.StatusTooManyRequests,
+		"Too many attempts. Please try again in "+waitText(te.RetryAfter)+"."))
+}
+
+// refuseBusy answers a throttled attempt (429) or a full hashing queue
+// (503) with the form's page and a message, and reports whether it did.
+func refuseBusyPage[M any](p *Portal, w http.ResponseWriter, r *http.Request, err error, model func(msg string) M,
+	page func(M) templ.Component) bool {
+	var te *fault.ThrottledError
+	switch {
+	case errors.Is(err, accounts.ErrBusy):
+		setRetryAfter(w, time.Second)
+		p.renderStatus(w, r, http.StatusServiceUnavailable, page(model("We are very busy right now. Please try again in a moment.")))
+		return true
+	case errors.As(err, &te):
+		setRetryAfter(w, te.RetryAfter)
+		p.renderStatus(w, r, http.StatusTooManyRequests, page(model("Too many attempts. Please try again in "+waitText(te.RetryAfter)+".")))
+		return true
+	}
+	return false
+}
+
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+}
+
+// waitText says how long to wait, in whole minutes (or "a minute").
+func waitText(d time.Duration) string {
+	m := int((d + time.Minute - 1) / time.Minute)
+	if m <= 1 {
+		return "a minute"
+	}
+	if m >= 120 {
+		return strconv.Itoa(m/60) + " hours"
+	}
+	return strconv.Itoa(m) + " minutes"
 }
 
 func (p *Portal) loginModel(f view.Form, csrf string) view.LoginPage {
@@ -52,20 +161,29 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request, csrf string) 
 	f := blankForm()
 	f.Values.Set("next", r.URL.Query().Get("next"))
 	m := p.loginModel(f, csrf)
-	if r.URL.Query().Get("reset") == "1" {
+	switch {
+	case r.URL.Query().Get("reset") == "1":
 		m.Notice = "Your password was changed. Sign in with the new one."
+	case r.URL.Query().Get("verified") == "1":
+		m.Notice = "Thank you: your email address is confirmed. Sign in to continue."
 	}
 	p.render(w, r, view.Login(m))
 }
 
 func (p *Portal) login(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
-	u, err := accounts.Login(r.Context(), p.db, f.Get("email"), f.Get("password"), clientIP(r))
-	var te *accounts.ThrottledError
+	u, err := accounts.Login(r.Context(), p.db, f.Get("email"), f.Get("password"), p.clientBucket(r))
+	var te *fault.ThrottledError
 	switch {
+	case errors.Is(err, accounts.ErrBusy):
+		f.Message = "We are very busy right now. Please try again in a moment."
+		setRetryAfter(w, time.Second)
+		p.renderStatus(w, r, http.StatusServiceUnavailable, view.Login(p.loginModel(f, csrf)))
+		return
 	case errors.As(err, &te):
-		f.Message = te.Error()
-		w.Header().Set("Retry-After", fmt.Sprint(int(te.RetryAfter.Seconds())))
+		f.Message = "There were too many failed sign-in attempts; try again in " + waitText(te.RetryAfter) +
+			", or reset your password."
+		setRetryAfter(w, te.RetryAfter)
 		p.renderStatus(w, r, http.StatusTooManyRequests, view.Login(p.loginModel(f, csrf)))
 		return
 	case errors.Is(err, accounts.ErrBadCredentials):
@@ -103,8 +221,14 @@ func (p *Portal) forgot(w http.ResponseWriter, r *http.Request, csrf string) {
 		p.renderStatus(w, r, http.StatusUnprocessableEntity, view.Forgot(view.ForgotPage{Form: f, CSRF: csrf}))
 		return
 	}
-	u, tok, ok, err := accounts.RequestReset(r.Context(), p.db, f.Get("email"))
+	u, tok, ok, err := accounts.RequestReset(r.Context(), p.db, f.Get("email"), p.clientBucket(r))
 	if err != nil {
+		if refuseBusyPage(p, w, r, err, func(msg string) view.ForgotPage {
+			f.Message = msg
+			return view.ForgotPage{Form: f, CSRF: csrf}
+		}, view.Forgot) {
+			return
+		}
 		p.internal(w, r, err)
 		return
 	}
@@ -136,6 +260,12 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
 	tok := f.Get("token")
 	_, err := accounts.ResetPassword(r.Context(), p.db, tok, f.Get("password"))
+	if refuseBusyPage(p, w, r, err, func(msg string) view.ResetPage {
+		f.Message = msg
+		return view.ResetPage{Form: f, CSRF: csrf, Token: tok, Valid: true}
+	}, view.Reset) {
+		return
+	}
 	switch {
 	case errors.Is(err, fault.ErrNotFound):
 		p.renderStatus(w, r, http.StatusNotFound, view.Reset(view.ResetPage{Form: f, CSRF: csrf, Token: tok}))
@@ -189,6 +319,9 @@ func (p *Portal) acceptInvite(w http.ResponseWriter, r *http.Request, csrf strin
 		m, merr := p.inviteModel(r, f, csrf, tok)
 		if merr != nil {
 			p.internal(w, r, merr)
+			return
+		}
+		if refuseBusyPage(p, w, r, err, func(msg string) view.InvitePage { m.Form.Message = msg; return m }, view.Invite) {
 			return
 		}
 		if errors.Is(err, fault.ErrNotFound) {
@@ -247,7 +380,7 @@ func (p *Portal) provider(r *http.Request, tenantID string) (*sso.Provider, erro
 		if p.opts.DefaultOIDC == nil {
 			return nil, errors.New("no platform identity provider is configured")
 		}
-		return p.idps.Get(r.Context(), *p.opts.DefaultOIDC)
+		return p.platformIdP.Get(r.Context(), *p.opts.DefaultOIDC)
 	}
 	o, ok, err := settings.TenantOIDC(r.Context(), p.db, p.secret, tenantID)
 	if err != nil {
@@ -328,10 +461,10 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := accounts.SSOLogin(r.Context(), p.db, accounts.Identity{
 		Issuer: claims.Issuer, Subject: claims.Subject, Email: claims.Email,
-		EmailVerified: claims.EmailVerified, Name: claims.Name,
+		EmailVerified: claims.EmailVerified, Name: claims.Name, HostedDomain: claims.HostedDomain,
 	}, st.TenantID)
 	if errors.Is(err, accounts.ErrNoAccount) {
-		refuse("There is no Tollgate account for "+claims.Email+". Ask your team's owner to invite you.", err)
+		refuse("There is no Tollgate account for "+claims.Email+" in this workspace. Ask your team's owner to invite you.", err)
 		return
 	}
 	if err != nil {

@@ -22,9 +22,10 @@ func TestPasswordResetByEmail(t *testing.T) {
 
 	anon := e.browser()
 	anon.get("/forgot")
+	mails := len(e.sink.Messages()) // the signup's confirmation link
 	p := anon.post("/forgot", url.Values{"email": {"nobody@reset.example"}})
 	want(t, p, http.StatusOK, "forgot unknown")
-	if len(e.sink.Messages()) != 0 {
+	if len(e.sink.Messages()) != mails {
 		t.Fatalf("mail sent for an unknown address")
 	}
 	known := anon.post("/forgot", url.Values{"email": {email}})
@@ -57,7 +58,7 @@ func TestLoginThrottled(t *testing.T) {
 	e.signup("throttle")
 	b := e.browser()
 	b.get("/login")
-	for i := 0; i < accounts.MaxFailuresPerEmail; i++ {
+	for i := 0; i < accounts.RuleLoginAccountClient.Max; i++ {
 		want(t, b.post("/login", url.Values{"email": {"owner@throttle.example"}, "password": {"guess number " + string(rune('a'+i))}}),
 			http.StatusUnauthorized, "guess")
 	}
@@ -193,7 +194,10 @@ func TestOIDCLogin(t *testing.T) {
 	})
 }
 
-func TestTenantOIDCProvisionsViewers(t *testing.T) {
+// TestTenantOIDCAdmission: a workspace's own IdP admits nobody by default;
+// invited people join with their role; once the owner allows a domain,
+// verified addresses there join as viewers, and others are still refused.
+func TestTenantOIDCAdmission(t *testing.T) {
 	t.Parallel()
 	m, err := mockoidc.Run()
 	if err != nil {
@@ -209,24 +213,58 @@ func TestTenantOIDCProvisionsViewers(t *testing.T) {
 	if fieldErr(bad.body, "oidc_issuer") == "" || fieldErr(bad.body, "oidc_client_id") == "" {
 		t.Errorf("sso errors not next to their fields")
 	}
-	want(t, owner.post("/settings/sso", url.Values{"oidc_issuer": {cfg.Issuer}, "oidc_client_id": {cfg.ClientID},
-		"oidc_client_secret": {cfg.ClientSecret}}), http.StatusSeeOther, "save sso")
+	sso := url.Values{"oidc_issuer": {cfg.Issuer}, "oidc_client_id": {cfg.ClientID}, "oidc_client_secret": {cfg.ClientSecret}}
+	want(t, owner.post("/settings/sso", sso), http.StatusSeeOther, "save sso")
 	if strings.Contains(owner.get("/settings").body, cfg.ClientSecret) {
 		t.Errorf("the client secret is shown back")
 	}
 
-	b := e.browser()
-	b.get("/login")
-	m.QueueUser(&mockoidc.MockUser{Subject: "emp-1", Email: "employee@corp.example", EmailVerified: true})
-	p := b.post("/sso/start", url.Values{"workspace": {"corp"}})
-	want(t, p, http.StatusSeeOther, "tenant sso start")
-	auth, _ := url.Parse(p.loc)
-	want(t, b.get(authorize(t, b, auth)), http.StatusSeeOther, "tenant sso callback")
-	d := b.get("/team")
-	want(t, d, http.StatusOK, "team after sso")
-	if !strings.Contains(d.body, "employee@corp.example") || !strings.Contains(d.body, "role-viewer") {
+	// signIn runs the tenant SSO flow for a person and returns the callback's answer.
+	signIn := func(sub, email string) (*browser, page) {
+		t.Helper()
+		b := e.browser()
+		b.get("/login")
+		m.QueueUser(&mockoidc.MockUser{Subject: sub, Email: email, EmailVerified: true})
+		p := b.post("/sso/start", url.Values{"workspace": {"corp"}})
+		want(t, p, http.StatusSeeOther, "tenant sso start")
+		auth, _ := url.Parse(p.loc)
+		return b, b.get(authorize(t, b, auth))
+	}
+	_, p := signIn("emp-1", "employee@corp.example")
+	want(t, p, http.StatusBadRequest, "no allowed domains: refused")
+	if !strings.Contains(p.body, "invite") {
+		t.Errorf("no hint to ask for an invitation")
+	}
+
+	owner.get("/team")
+	want(t, owner.post("/team/invites", url.Values{"email": {"contractor@partner.example"}, "role": {"admin"}}),
+		http.StatusSeeOther, "invite")
+	b, p := signIn("ctr-1", "contractor@partner.example")
+	want(t, p, http.StatusSeeOther, "invited person admitted")
+	if d := b.get("/team"); !strings.Contains(d.body, "contractor@partner.example") || !strings.Contains(d.body, "role-admin") {
+		t.Errorf("invited person missing or not an admin")
+	}
+
+	owner.get("/settings")
+	sso.Set("sso_allowed_domains", "not a domain!")
+	badDomains := owner.post("/settings/sso", sso)
+	want(t, badDomains, http.StatusUnprocessableEntity, "bad domains")
+	if fieldErr(badDomains.body, "sso_allowed_domains") == "" {
+		t.Errorf("domain error not next to its field")
+	}
+	sso.Set("sso_allowed_domains", "corp.example, corp.example.org")
+	want(t, owner.post("/settings/sso", sso), http.StatusSeeOther, "save allowed domains")
+	if !strings.Contains(owner.get("/settings").body, "corp.example, corp.example.org") {
+		t.Errorf("allowed domains not shown back")
+	}
+	b, p = signIn("emp-1", "employee@corp.example")
+	want(t, p, http.StatusSeeOther, "allowed domain admitted")
+	if d := b.get("/team"); !strings.Contains(d.body, "employee@corp.example") || !strings.Contains(d.body, "role-viewer") {
 		t.Errorf("provisioned user missing or not a viewer")
 	}
+	_, p = signIn("out-1", "someone@elsewhere.example")
+	want(t, p, http.StatusBadRequest, "outsider refused")
+
 	unknown := e.browser()
 	unknown.get("/login")
 	want(t, unknown.post("/sso/start", url.Values{"workspace": {"no-such-workspace"}}), http.StatusBadRequest, "unknown workspace")

@@ -70,6 +70,7 @@ func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request, q *req) {
 		return
 	}
 	m.Steps, m.Started = steps, started
+	m.Limits = p.limitRows(ctx, q.tenant.ID)
 
 	to := time.Now().UTC().Truncate(rg.bucket).Add(rg.bucket)
 	uq := usage.Query{TenantID: q.tenant.ID, From: to.Add(-rg.span), To: to, Bucket: rg.bucket, APIID: apiID}

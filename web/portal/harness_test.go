@@ -20,6 +20,7 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 
+	"github.com/tollgate/tollgate/services/clientip"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/sso"
 	"github.com/tollgate/tollgate/services/storetest"
@@ -45,6 +46,10 @@ type envOpts struct {
 	// rdb and keys, if set, give the portal the proxies' Redis (live health).
 	rdb  redis.UniversalClient
 	keys proxycfg.Keys
+	// trusted are the proxies whose X-Forwarded-For is believed.
+	trusted clientip.Trusted
+	// billing, when set, builds the billing page's back end (billing_test.go).
+	billing func(db *pgxpool.Pool) portal.Billing
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -63,7 +68,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 		DB: db, Secret: testSecret, AllowPrivateUpstreams: true,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		ProxyDomain: "gw.test", PublicURL: pub, Mailer: e.sink, SecureCookies: o.secure, DefaultOIDC: o.idp,
-		Redis: o.rdb, Keys: o.keys, DevPortalURL: devPortalURL,
+		Redis: o.rdb, Keys: o.keys, DevPortalURL: devPortalURL, TrustedProxies: o.trusted,
+		Billing: o.portalBilling(db),
 		LookupTXT: func(_ context.Context, name string) ([]string, error) {
 			// The test's DNS: every challenge record holds tokens starting "tollgate-verify-".
 			if strings.HasPrefix(name, "_tollgate-challenge.verified.") {

@@ -27,11 +27,15 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 
 	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/clientip"
 	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/egress"
 	"github.com/tollgate/tollgate/services/health"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
+	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/web/portal/view"
 	"github.com/tollgate/tollgate/web/static"
@@ -65,9 +69,22 @@ type Options struct {
 	// nil means none. It is discovered at its first use, not at start, so an
 	// IdP outage never keeps the control plane from starting.
 	DefaultOIDC *sso.Config
-	// OIDCClient is the HTTP client for tenants' identity providers; if nil,
-	// one with a 10s timeout.
+	// OIDCClient is the HTTP client for tenants' identity providers (their
+	// discovery, token and key URLs are the tenants' choice). If nil, a
+	// guarded client (services/egress): https only and no private addresses,
+	// unless AllowPrivateUpstreams (dev and tests), which allows both.
 	OIDCClient *http.Client
+	// PlatformOIDCClient is the HTTP client for DefaultOIDC, the operator's
+	// own IdP, which may live on a private network. If nil, egress's client
+	// with private addresses and http allowed (still bounded in time and size).
+	PlatformOIDCClient *http.Client
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the
+	// client (TOLLGATE_TRUSTED_PROXIES), for throttling; the zero value
+	// trusts none and takes the TCP peer.
+	TrustedProxies clientip.Trusted
+	// Limits are the operator's per-tenant limits (limits.FromEnv); each
+	// tenant's own values apply on top. If nil, limits.Defaults().
+	Limits *limits.Limits
 	// DevMail, when set, is served at /dev/mail (dev mode's mail sink).
 	DevMail http.Handler
 	// LookupTXT resolves the TXT records that verify custom domains; if nil,
@@ -84,22 +101,27 @@ type Options struct {
 	// without the slug is also the platform's portal domain, which tenants
 	// cannot claim as a custom domain. If nil, http://<slug>.developers.localhost.
 	DevPortalURL func(slug string) string
+	// Billing runs the billing page (billing.go); its zero value shows the
+	// page with billing off.
+	Billing Billing
 }
 
 // Portal is the tenant portal's HTTP handler.
 type Portal struct {
-	db      *pgxpool.Pool
-	secret  []byte
-	cat     *catalog.Service
-	devs    *developers.Service
-	log     *slog.Logger
-	opts    Options
-	public  *url.URL
-	idps    *sso.Cache
-	mux     *http.ServeMux
-	cookies cookieNames
-	logins  atomic.Uint64
-	health  *health.Reader // nil without Redis
+	db     *pgxpool.Pool
+	secret []byte
+	cat    *catalog.Service
+	devs   *developers.Service
+	log    *slog.Logger
+	opts   Options
+	public *url.URL
+	idps   *sso.Cache // tenants' IdPs, through the guarded client
+	// platformIdP holds the operator's default IdP (TOLLGATE_OIDC_*).
+	platformIdP *sso.Cache
+	mux         *http.ServeMux
+	cookies     cookieNames
+	logins      atomic.Uint64
+	health      *health.Reader // nil without Redis
 }
 
 // New validates opts and returns the portal's handler, to be mounted at "/".
@@ -134,12 +156,20 @@ func New(opts Options) (*Portal, error) {
 	if opts.DevPortalURL == nil {
 		opts.DevPortalURL = func(slug string) string { return "http://" + slug + ".developers.localhost" }
 	}
+	if opts.OIDCClient == nil {
+		opts.OIDCClient = egress.New(egress.Options{AllowPrivate: opts.AllowPrivateUpstreams, AllowHTTP: opts.AllowPrivateUpstreams})
+	}
+	if opts.PlatformOIDCClient == nil {
+		opts.PlatformOIDCClient = egress.New(egress.Options{AllowPrivate: true, AllowHTTP: true})
+	}
 	p := &Portal{
 		db: opts.DB, secret: opts.Secret, log: opts.Logger, opts: opts, public: pub,
-		cat:     catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams),
-		idps:    &sso.Cache{Client: opts.OIDCClient},
-		cookies: newCookieNames(opts.SecureCookies),
+		cat:         catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams),
+		idps:        &sso.Cache{Client: opts.OIDCClient},
+		platformIdP: &sso.Cache{Client: opts.PlatformOIDCClient},
+		cookies:     newCookieNames(opts.SecureCookies),
 	}
+	p.cat.Limits = opts.Limits
 	// The same account rules as /v1 and the developer portal itself.
 	p.devs = &developers.Service{DB: opts.DB, Catalog: p.cat, Mailer: opts.Mailer, Logger: opts.Logger, Secret: opts.Secret,
 		PortalURL: func(t tenancy.Tenant) string { return p.devPortalURL(t.Slug) }}
@@ -183,6 +213,7 @@ func (p *Portal) routes() *http.ServeMux {
 	m.HandleFunc("POST /reset", p.anonPost(p.reset))
 	m.HandleFunc("GET /invite", p.anon(p.invitePage))
 	m.HandleFunc("POST /invite", p.anonPost(p.acceptInvite))
+	m.HandleFunc("GET /verify", p.verify)
 	m.HandleFunc("POST /sso/start", p.anonPost(p.ssoStart))
 	m.HandleFunc("GET /sso/callback", p.ssoCallback)
 	m.HandleFunc("POST /logout", p.user(roleAny, p.logout))
@@ -193,6 +224,7 @@ func (p *Portal) routes() *http.ServeMux {
 	post := func(path string, need role, h handler) { m.HandleFunc("POST "+path, p.user(need, h)) }
 
 	get("/dashboard", p.dashboard)
+	post("/verify/resend", roleAny, p.resendVerification)
 
 	get("/apis", p.apisList)
 	get("/apis/new", p.apiNew)
@@ -240,6 +272,13 @@ func (p *Portal) routes() *http.ServeMux {
 	post("/approvals/developers/{id}/reject", roleWrite, p.developerReject)
 	post("/approvals/subscriptions/{id}/approve", roleWrite, p.subscriptionApprove)
 	post("/approvals/subscriptions/{id}/reject", roleWrite, p.subscriptionReject)
+
+	get("/billing", p.billingPage)
+	post("/billing/stripe", roleWrite, p.billingConnect)
+	post("/billing/stripe/onboarding", roleWrite, p.billingOnboard)
+	post("/billing/usage/repair", roleWrite, p.billingUsageRepair)
+	post("/billing/usage/requeue", roleWrite, p.billingUsageRequeue)
+	post("/billing/drift/subscriptions/{id}/repair", roleWrite, p.billingSubscriptionRepair)
 
 	get("/team", p.team)
 	post("/team/invites", roleOwner, p.inviteCreate)
@@ -290,8 +329,16 @@ func (p *Portal) renderStatus(w http.ResponseWriter, r *http.Request, status int
 }
 
 // internal logs err and shows a generic error page: internal errors never
-// reach the user.
+// reach the user. An unreachable database answers 503 with Retry-After
+// (logged once per outage by the control plane's store.Monitor, not here).
 func (p *Portal) internal(w http.ResponseWriter, r *http.Request, err error) {
+	if store.Unavailable(err) {
+		p.log.Debug("portal: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		p.renderStatus(w, r, http.StatusServiceUnavailable, view.PlainError(http.StatusServiceUnavailable,
+			"Tollgate is temporarily unavailable. Please try again in a moment."))
+		return
+	}
 	p.log.Error("portal: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	p.renderStatus(w, r, http.StatusInternalServerError,
 		view.PlainError(http.StatusInternalServerError, "Something went wrong on our side. Please try again."))

@@ -8,13 +8,15 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/services/accounts"
+	"github.com/tollgate/tollgate/services/clientip"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/web/portal/view"
@@ -83,7 +85,7 @@ func (q *req) chrome(title, active string) view.Chrome {
 		Title: title, Active: active, UserName: q.user.Name, UserEmail: q.user.Email, Role: q.user.Role,
 		TenantName: q.tenant.Name, TenantSlug: q.tenant.Slug, CSRF: q.sess.CSRF,
 		CanWrite: accounts.CanWrite(q.user.Role), CanManageTeam: accounts.CanManageTeam(q.user.Role),
-		Flash: q.flash, Pending: q.pending,
+		Flash: q.flash, Pending: q.pending, EmailUnverified: !q.user.EmailVerified,
 	}
 }
 
@@ -248,20 +250,70 @@ func (p *Portal) signIn(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	return nil
 }
 
-// clientIP is the peer address; the portal sits directly behind a load
-// balancer that terminates nothing else, so X-Forwarded-For is not trusted.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// clientBucket is the throttling subject of the request's client: its
+// address as the trusted proxies tell it (TOLLGATE_TRUSTED_PROXIES), IPv6
+// grouped by /64.
+func (p *Portal) clientBucket(r *http.Request) string {
+	return clientip.Bucket(p.opts.TrustedProxies.From(r))
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: only a same-origin
+// path (with query) is accepted, anything else goes to the dashboard.
+// Browsers forgive a lot in a Location header (they drop tabs and new
+// lines, read "\" as "/", and take "//host" or "/\host" as another
+// site), so the check refuses every character they might reinterpret
+// rather than trying to predict them: no control characters, spaces or
+// backslashes anywhere, raw or percent-encoded, a single leading "/", no
+// scheme or host.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/dashboard"
+	const home = "/dashboard"
+	if next == "" || len(next) > 2000 || next[0] != '/' {
+		return home
+	}
+	bad := func(s string) bool {
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f || r == '\\' || unicode.IsSpace(r) || r == utf8.RuneError || !unicode.IsPrint(r) {
+				return true
+			}
+		}
+		return false
+	}
+	if bad(next) || strings.HasPrefix(next, "//") {
+		return home
+	}
+	// Decode repeatedly: a double-encoded "%252F" is still a slash to some
+	// proxy on the way.
+	dec := next
+	for range 3 {
+		d, err := url.PathUnescape(dec)
+		if err != nil {
+			return home
+		}
+		if d == dec {
+			break
+		}
+		dec = d
+	}
+	if bad(dec) || strings.HasPrefix(dec, "//") || hasDotSegment(dec) {
+		return home
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
+		return home
 	}
 	return next
+}
+
+// hasDotSegment reports whether the path part of p has a "." or ".."
+// segment, which browsers resolve (and "/.//host" resolves to "//host").
+func hasDotSegment(p string) bool {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

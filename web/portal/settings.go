@@ -3,7 +3,9 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"strings"
 
+	"github.com/tollgate/tollgate/services/accounts"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/web/portal/view"
@@ -44,9 +46,15 @@ func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, 
 	if sf.sso != nil {
 		m.SSO = *sf.sso
 	} else {
+		domains, err := accounts.SSODomains(ctx, p.db, q.tenant.ID)
+		if err != nil {
+			p.internal(w, r, err)
+			return
+		}
 		m.SSO = blankForm()
 		m.SSO.Values.Set("oidc_issuer", st.OIDC.Issuer)
 		m.SSO.Values.Set("oidc_client_id", st.OIDC.ClientID)
+		m.SSO.Values.Set(accounts.SSODomainsField, strings.Join(domains, ", "))
 	}
 	p.renderStatus(w, r, status, view.Settings(m))
 }
@@ -57,11 +65,19 @@ func (p *Portal) settingsPage(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) settingsSSO(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	err := settings.SaveOIDC(r.Context(), p.db, p.secret, q.user.Actor(), settings.OIDC{
-		Issuer: f.Get("oidc_issuer"), ClientID: f.Get("oidc_client_id"), ClientSecret: f.Get("oidc_client_secret"),
-	})
+	domains := accounts.SplitDomains(f.Get(accounts.SSODomainsField))
+	// The domains are checked first so that a bad list saves nothing.
+	_, err := accounts.NormalizeSSODomains(domains)
+	if err == nil {
+		err = settings.SaveOIDC(r.Context(), p.db, p.secret, q.user.Actor(), settings.OIDC{
+			Issuer: f.Get("oidc_issuer"), ClientID: f.Get("oidc_client_id"), ClientSecret: f.Get("oidc_client_secret"),
+		})
+	}
+	if err == nil {
+		_, err = accounts.SaveSSODomains(r.Context(), p.db, q.user.Actor(), domains)
+	}
 	if err != nil {
-		if !applyError(&f, err, "oidc_issuer", "oidc_client_id", "oidc_client_secret") {
+		if !applyError(&f, err, "oidc_issuer", "oidc_client_id", "oidc_client_secret", accounts.SSODomainsField) {
 			p.internal(w, r, err)
 			return
 		}
@@ -77,7 +93,7 @@ func (p *Portal) domainAdd(w http.ResponseWriter, r *http.Request, q *req) {
 	if purpose == "" {
 		purpose = settings.PurposeGateway
 	}
-	d, err := settings.AddDomainFor(r.Context(), p.db, q.user.Actor(), f.Get("domain"), purpose,
+	d, err := settings.AddDomainLimited(r.Context(), p.db, q.user.Actor(), p.defaultLimits(), f.Get("domain"), purpose,
 		p.opts.ProxyDomain, p.devPortalDomain())
 	if err != nil {
 		if !applyError(&f, err, "domain", "purpose") {

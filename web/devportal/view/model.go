@@ -332,6 +332,28 @@ type SubView struct {
 	Working int
 	// MaxKeys is the most working keys a subscription may hold.
 	MaxKeys int
+
+	// Paid is true for a subscription of a priced plan; Billed when a
+	// Stripe subscription bills it.
+	Paid, Billed bool
+	// BillingHref opens Stripe Checkout (payment_required) or the Customer
+	// Portal (/billing/{id}); "" while the platform runs without billing.
+	BillingHref string
+	// PaymentNote says why a payment_required subscription cannot be paid
+	// now ("" when it can).
+	PaymentNote string
+	// GraceUntil ends a past-due subscription's grace period; GraceOver
+	// is true once it has (its keys are refused).
+	GraceUntil *time.Time
+	GraceOver  bool
+	// PeriodEnd ends the current billing period; CancelAtPeriodEnd says the
+	// subscription ends then.
+	PeriodEnd         *time.Time
+	CancelAtPeriodEnd bool
+	// Estimate is the next invoice so far (nil when unknown or unpaid).
+	Estimate *Estimate
+	// Invoices are the past invoices, newest first.
+	Invoices []InvoiceRow
 }
 
 // PlanOption is a plan the subscribe form offers.
@@ -357,6 +379,9 @@ type AppPage struct {
 	Blocked string
 	// OpenRotate is the key whose rotate form shows (after an error).
 	OpenRotate string
+	// CheckoutNote is the banner after Stripe Checkout sent the developer
+	// back ("" for none).
+	CheckoutNote string
 }
 
 // KeyIssuedPage shows a new key once, right in the response to the POST
@@ -535,7 +560,7 @@ func subNote(s string) string {
 	case "pending":
 		return "Waiting for approval: the API provider reviews this subscription. You get a mail when it is decided; keys are issued then."
 	case "payment_required":
-		return "Payment required: billing is not available yet. The API provider will contact you."
+		return "Payment required: complete the payment to activate this subscription. Keys are issued once the payment is confirmed."
 	case "past_due":
 		return "A payment failed. Keys keep working for a grace period; update your payment details."
 	case "suspended":

@@ -27,6 +27,8 @@ type Chrome struct {
 	// Pending counts the developers and subscriptions waiting for a
 	// decision, shown on the approval queue's navigation entry.
 	Pending int
+	// EmailUnverified shows the banner that asks to confirm the address.
+	EmailUnverified bool
 }
 
 // Form is a submitted (or blank) form: its values and the errors to show next

@@ -2813,7 +2813,7 @@ func Settings(p SettingsPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 241, "</code>. People sign in with your workspace slug; new verified emails join as viewers.</p><form method=\"post\" action=\"/settings/sso\" novalidate>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 241, "</code>. People sign in with your workspace slug. Invited people join with their invited role; others join as viewers only when their verified email is at one of the allowed domains (for Google, the Workspace domain must be allowed too). With no allowed domains, everyone needs an invitation.</p><form method=\"post\" action=\"/settings/sso\" novalidate>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -2861,6 +2861,11 @@ func Settings(p SettingsPage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
+			}
+			templ_7745c5c3_Err = Input(p.SSO, Field{Label: "Allowed email domains", Name: "sso_allowed_domains", Placeholder: "example.com, example.org",
+				Hint: "People with a verified email at these domains may join as viewers without an invitation. Leave empty to require an invitation."}).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
 			}
 			if p.C.CanManageTeam {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 246, "<div class=\"form-actions\"><button class=\"btn btn-primary\" type=\"submit\">Save single sign-on</button></div>")

@@ -79,7 +79,11 @@ func (cb *controlBilling) portal() portal.Billing {
 func mountBilling(mux *http.ServeMux, d controlDeps) {
 	api := &billing.API{Billing: d.Billing, Logger: d.Logger,
 		Authenticate: func(r *http.Request) (audit.Actor, error) {
-			tok, err := tenancy.Authenticate(r.Context(), d.DB, d.Secret, bearer(r))
+			key := d.DigestKey
+			if len(key) == 0 {
+				key = d.Secret
+			}
+			tok, err := tenancy.Authenticate(r.Context(), d.DB, key, bearer(r))
 			if err != nil {
 				return audit.Actor{}, err
 			}

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/limits"
+	"github.com/tollgate/tollgate/services/secrets"
 	"github.com/tollgate/tollgate/services/clientip"
 )
 
@@ -38,6 +42,16 @@ type config struct {
 	// PortalGatewayAddr is where the try-it relay connects to reach the
 	// gateway (TOLLGATE_PORTAL_GATEWAY_ADDR); "" dials the gateway URL's host.
 	PortalGatewayAddr string
+	// DigestKeyHex is TOLLGATE_DIGEST_KEY: the key of API key and admin
+	// token digests, given to workers instead of the secret (and to a
+	// control plane whose database predates key derivation).
+	DigestKeyHex string
+	// Limits are the per-tenant limits of TOLLGATE_LIMIT_*; nil means the
+	// defaults.
+	Limits *limits.Limits
+	// DigestKey is the installation's digest key, resolved by
+	// resolveDigestKey (the control plane reads the database's version).
+	DigestKey []byte
 	// TrustedProxies (TOLLGATE_TRUSTED_PROXIES: CIDRs or addresses, comma
 	// separated) are the load balancers in front of the control plane whose
 	// X-Forwarded-For names the client, for throttling sign-in, sign-up and
@@ -79,10 +93,16 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		PortalDomain:      strings.ToLower(strings.Trim(get("TOLLGATE_PORTAL_DOMAIN", "developers.localhost"), ".")),
 		ProxyPublicURL:    get("TOLLGATE_PROXY_PUBLIC_URL", ""),
 		PortalGatewayAddr: get("TOLLGATE_PORTAL_GATEWAY_ADDR", ""),
+		DigestKeyHex:      get("TOLLGATE_DIGEST_KEY", ""),
 	}
 	if c.ProxyPublicURL != "" && !strings.Contains(c.ProxyPublicURL, "{slug}") {
 		return c, fmt.Errorf("TOLLGATE_PROXY_PUBLIC_URL=%q must contain {slug}, e.g. https://{slug}.gw.example.com", c.ProxyPublicURL)
 	}
+	lim, err := limits.FromEnv(getenv)
+	if err != nil {
+		return c, err
+	}
+	c.Limits = &lim
 	if v := getenv("TOLLGATE_UPSTREAM_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -101,6 +121,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return c, fmt.Errorf("TOLLGATE_LOG_LEVEL=%q: %w", v, err)
 		}
+	}
+	if needSecret && secrets.IsExample(c.Secret) && string(c.Secret) != getenvDevSecret(getenv) {
+		return c, secrets.CheckStrength(c.Secret, false)
 	}
 	if needSecret && len(c.Secret) < 16 {
 		return c, fmt.Errorf("TOLLGATE_SECRET must be set to at least 16 bytes (it keys API key digests); generate one with: openssl rand -hex 32")
@@ -147,4 +170,46 @@ func newRedis(rawURL string) (redis.UniversalClient, error) {
 		Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password,
 		TLSConfig: o.TLSConfig, PoolSize: o.PoolSize,
 	}), nil
+}
+
+// resolveDigestKey sets c.DigestKey to the installation's digest key: the
+// one TOLLGATE_DIGEST_KEY gives, else the one the database's digest version
+// derives from the secret (secrets.ControlDigestKey).
+func (c *config) resolveDigestKey(ctx context.Context, db *pgxpool.Pool) error {
+	k, err := secrets.ControlDigestKey(ctx, db, c.Secret, c.DigestKeyHex)
+	if err != nil {
+		return fmt.Errorf("digest key: %w", err)
+	}
+	c.DigestKey = k
+	return nil
+}
+
+// digestKey is the key of key and token digests: DigestKey once resolved,
+// else the secret.
+func (c config) digestKey() []byte {
+	if len(c.DigestKey) > 0 {
+		return c.DigestKey
+	}
+	return c.Secret
+}
+
+// getenvDevSecret is the dev secret when `tollgate dev` supplies it (dev
+// mode marks itself with TOLLGATE_DEV=1 in its getenv), else "".
+func getenvDevSecret(getenv func(string) string) string {
+	if getenv("TOLLGATE_DEV") == "1" {
+		return string(getenv("TOLLGATE_SECRET"))
+	}
+	return ""
+}
+
+// secretAdvice is CheckStrength's objection to a secret that is accepted
+// (short or not random looking), to log; "" when there is none.
+func (c config) secretAdvice() string {
+	if len(c.Secret) == 0 {
+		return ""
+	}
+	if err := secrets.CheckStrength(c.Secret, false); err != nil {
+		return err.Error()
+	}
+	return ""
 }

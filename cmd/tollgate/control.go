@@ -15,11 +15,13 @@ import (
 
 	"github.com/tollgate/tollgate/billing"
 	"github.com/tollgate/tollgate/billing/metering"
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mgmtapi"
 	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/store"
 	usagesvc "github.com/tollgate/tollgate/services/usage"
 	"github.com/tollgate/tollgate/web/devportal"
@@ -56,6 +58,9 @@ type controlDeps struct {
 	// Limits are the operator's per-tenant limits (TOLLGATE_LIMIT_*); nil
 	// means the defaults.
 	Limits *limits.Limits
+	// DigestKey keys API key and admin token digests (the installation's,
+	// config.resolveDigestKey); nil means Secret.
+	DigestKey []byte
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
@@ -72,7 +77,7 @@ func controlMux(d controlDeps) http.Handler {
 	mux.Handle("/v1/", mgmtapi.New(mgmtapi.Options{
 		DB: d.DB, Secret: d.Secret, OperatorToken: d.OperatorToken,
 		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger, Redis: d.Redis, Keys: d.Keys,
-		Developers: d.Developers, Limits: d.Limits,
+		Developers: d.Developers, Limits: d.Limits, DigestKey: d.DigestKey,
 	}))
 	if d.Billing != nil {
 		mountBilling(mux, d)
@@ -148,6 +153,7 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 		dbWatch = &store.Monitor{DB: d.DB, Logger: d.Logger.With("component", "postgres")}
 	}
 	wg.Go(func() { dbWatch.Run(ctx) })
+	wg.Go(func() { recheckDomains(ctx, d) })
 	if d.Billing.Enabled() {
 		// Stripe work (plan products and prices) from the billing outbox,
 		// and metered usage as meter events.
@@ -201,11 +207,15 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		return err
 	}
 	log := cfg.logger()
+	if advice := cfg.secretAdvice(); advice != "" {
+		log.Warn("TOLLGATE_SECRET is accepted but weak", "advice", advice)
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	outage.RouteRedisLogs(log, 0)
 	rdb, err := newRedis(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -219,7 +229,11 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 	// Billing first: the tenant portal's billing page and the developer
 	// portals use it, and the portal's usage repair wakes the metering
 	// runner serveControl runs.
-	bill, err := newControlBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log)
+	if err := cfg.resolveDigestKey(ctx, db); err != nil {
+		ln.Close()
+		return err
+	}
+	bill, err := newControlBilling(getenv, db, cfg.digestKey(), cfg.AllowPrivate, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -238,6 +252,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
 		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web, DevPortal: dp, Developers: devs,
 		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())), Billing: bill.Service,
+		DigestKey: cfg.DigestKey, Limits: cfg.Limits,
 		PublicURL: cfg.publicURL(ln.Addr().String()), Metering: bill.Metering,
 	}, ln)
 }
@@ -248,4 +263,23 @@ func billingLink(d controlDeps) string {
 		return ""
 	}
 	return d.PublicURL + "/billing/subscriptions/{subscription}"
+}
+
+// recheckDomains re-verifies verified custom domains a day after their
+// last check (a domain whose TXT record is gone stops being served) and
+// prunes expired claims, every ten minutes until ctx ends. Every replica may
+// run it: each domain's check is one row update.
+func recheckDomains(ctx context.Context, d controlDeps) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := settings.RecheckDomains(ctx, d.DB, net.DefaultResolver.LookupTXT, 24*time.Hour); err != nil && ctx.Err() == nil {
+			d.Logger.Warn("custom domain recheck failed", "err", err)
+		}
+	}
 }

@@ -57,6 +57,8 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 			return "true"
 		case "TOLLGATE_REDIS_PREFIX":
 			return "tollgate-dev:"
+		case "TOLLGATE_DEV":
+			return "1"
 		case "TOLLGATE_OPERATOR_TOKEN":
 			return "dev-operator-" + randomToken()[:16]
 		}
@@ -124,7 +126,11 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		}
 	}
 
+	if err := cfg.resolveDigestKey(ctx, db); err != nil {
+		return err
+	}
 	deps := controlDeps{
+		DigestKey: cfg.DigestKey, Limits: cfg.Limits,
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
 		AllowPrivate: cfg.AllowPrivate, Logger: log, PollInterval: time.Second,
 	}
@@ -135,7 +141,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	// The tenant portal and the developer portals; their emails go to an
 	// in-memory sink shown at /dev/mail.
 	sink := &mail.Sink{}
-	bill, err := newControlBilling(getenv, db, cfg.Secret, cfg.AllowPrivate, log)
+	bill, err := newControlBilling(getenv, db, cfg.digestKey(), cfg.AllowPrivate, log)
 	if err != nil {
 		controlLn.Close()
 		return err
@@ -182,11 +188,14 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	}
 	spawn("control", func() error { return serveControl(ctx, deps, controlLn) })
 	wopts := worker.Options{
-		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, Domain: cfg.ProxyDomain,
+		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, DigestKey: cfg.DigestKey, Domain: cfg.ProxyDomain,
 		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 	}
 	if err := proxyEnv(getenv, &wopts); err != nil {
 		return err
+	}
+	if wopts.SnapshotFile == "off" {
+		wopts.SnapshotFile = ""
 	}
 	w, err := worker.New(wopts)
 	if err != nil {

@@ -65,7 +65,8 @@ func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys 
 	if err != nil {
 		return nil, nil, err
 	}
-	cat := catalog.New(db, cfg.Secret, cfg.AllowPrivate)
+	cat := catalog.New(db, cfg.digestKey(), cfg.AllowPrivate)
+	cat.Limits = cfg.Limits
 	devs := &developers.Service{DB: db, Catalog: cat, Mailer: mailer, Throttle: &throttle.Limiter{DB: db},
 		Logger: log.With("component", "devportal"), Secret: cfg.Secret}
 	pub := cfg.publicURL(controlAddr)
@@ -78,7 +79,7 @@ func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys 
 		Usage: usagesvc.Reader{DB: db, Redis: rdb, Keys: keys}, SDKs: &sdk.Generator{},
 		Domain: cfg.PortalDomain, GatewayURL: cfg.gatewayURL(), GatewayDial: cfg.gatewayDial(),
 		Secure: strings.HasPrefix(pub, "https://"), Port: port, Logger: log.With("component", "devportal"),
-		Secret: cfg.Secret, Billing: billingOf(bill),
+		Secret: cfg.Secret, Billing: billingOf(bill), TrustedProxies: cfg.TrustedProxies,
 		// Tenants' developer IdPs: guarded like upstream targets (dev mode
 		// allows loopback and http).
 		OIDCClient: egress.New(egress.Options{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowPrivate}),

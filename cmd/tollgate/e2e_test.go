@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/worker"
 	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mail/mailtest"
+	"github.com/tollgate/tollgate/services/secrets"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/storetest"
 )
@@ -79,13 +80,15 @@ func startPlatformWith(t *testing.T, o platformOpts) *platform {
 	var wg sync.WaitGroup
 	controlLn := listen(t)
 	p.control = "http://" + controlLn.Addr().String()
+	digestKey := testDigestKey(t, db, secret)
 	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator, Limits: testLimits(),
+		DigestKey: digestKey,
 		AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond}
 	// The developer portals, with mail through a real SMTP server and the
 	// first worker as the gateway (try-it, SDK base URLs).
 	traffic := []net.Listener{listen(t), listen(t)}
 	p.smtp = mailtest.New(t)
-	cfg := config{Secret: secret, AllowPrivate: true, SMTPURL: p.smtp.URL(), ProxyDomain: "localhost",
+	cfg := config{Secret: secret, DigestKey: digestKey, Limits: testLimits(), AllowPrivate: true, SMTPURL: p.smtp.URL(), ProxyDomain: "localhost",
 		PortalDomain: "developers.localhost", ProxyPublicURL: "http://{slug}.localhost:" + portOf(traffic[0].Addr())}
 	if o.stripe {
 		bill := p.startStripe(db, secret, log)
@@ -452,4 +455,15 @@ func testLimits() *limits.Limits {
 	lim := limits.Defaults()
 	lim.MinHealthIntervalMS = 100
 	return &lim
+}
+
+// testDigestKey is the digest key of a test database's installation (a
+// fresh one derives it from the secret), as the control plane resolves it.
+func testDigestKey(t testing.TB, db *pgxpool.Pool, secret []byte) []byte {
+	t.Helper()
+	k, err := secrets.ControlDigestKey(context.Background(), db, secret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -122,7 +122,7 @@ func TestPostgresOutage(t *testing.T) {
 	secret := []byte("outage-secret-" + randHex(8))
 	ln := listen(t)
 	base := "http://" + ln.Addr().String()
-	cfg := config{Secret: secret, AllowPrivate: true, ProxyDomain: "localhost", PublicURL: base}
+	cfg := config{Secret: secret, AllowPrivate: true, ProxyDomain: "localhost", PublicURL: base, DigestKey: testDigestKey(t, db, secret)}
 	web, err := newPortal(ctx, cfg, db, rdb, keys, log, ln.Addr().String(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestPostgresOutage(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = serveControl(ctx, controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: operator,
+		_ = serveControl(ctx, controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: operator, DigestKey: cfg.DigestKey,
 			AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond, Portal: web,
 			DBMonitor: &store.Monitor{DB: db, Logger: log, Interval: 50 * time.Millisecond}}, ln)
 	}()

@@ -61,7 +61,7 @@ func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.Univ
 		DB: db, Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
 		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,
-		Redis: rdb, Keys: keys, DevPortalURL: cfg.devPortalURL(pub), TrustedProxies: cfg.TrustedProxies,
+		Redis: rdb, Keys: keys, DevPortalURL: cfg.devPortalURL(pub), DigestKey: cfg.DigestKey, Limits: cfg.Limits, TrustedProxies: cfg.TrustedProxies,
 		Billing: bill.portal(),
 	})
 }

@@ -56,11 +56,12 @@ func startPortalPlatform(t *testing.T, backend string) *portalPlatform {
 	controlLn := listen(t)
 	p.control = "http://" + controlLn.Addr().String()
 	cfg := config{Secret: []byte("portal-browser-" + randHex(8)), AllowPrivate: true, ProxyDomain: "localhost", PublicURL: p.control}
+	cfg.DigestKey = testDigestKey(t, db, cfg.Secret)
 	web, err := newPortal(ctx, cfg, db, rdb, keys, log, controlLn.Addr().String(), p.sink, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: cfg.Secret, AllowPrivate: true, Logger: log,
+	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: cfg.Secret, DigestKey: cfg.DigestKey, AllowPrivate: true, Logger: log,
 		PollInterval: 200 * time.Millisecond, Portal: web}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = serveControl(ctx, deps, controlLn) })

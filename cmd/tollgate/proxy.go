@@ -4,30 +4,55 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 
+	"github.com/tollgate/tollgate/proxy/configsync"
+	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/worker"
+	"github.com/tollgate/tollgate/services/secrets"
 )
 
 func cmdProxy(ctx context.Context, args []string, getenv func(string) string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("proxy takes no arguments (configure it with TOLLGATE_* variables)")
 	}
-	cfg, err := loadConfig(getenv, true)
+	// A worker given TOLLGATE_DIGEST_KEY needs no secret.
+	cfg, err := loadConfig(getenv, strings.TrimSpace(getenv("TOLLGATE_DIGEST_KEY")) == "")
 	if err != nil {
 		return err
 	}
+	var digestKey []byte
+	if cfg.DigestKeyHex != "" {
+		if digestKey, err = secrets.ParseKey(cfg.DigestKeyHex); err != nil {
+			return fmt.Errorf("TOLLGATE_DIGEST_KEY: %w", err)
+		}
+	}
 	log := cfg.logger()
+	if advice := cfg.secretAdvice(); advice != "" {
+		log.Warn("TOLLGATE_SECRET is accepted but weak", "advice", advice)
+	}
+	// go-redis's own log lines, rate-limited, into the JSON log.
+	outage.RouteRedisLogs(log, 0)
 	rdb, err := newRedis(cfg.RedisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	opts := worker.Options{
-		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, Domain: cfg.ProxyDomain,
+		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, DigestKey: digestKey, Domain: cfg.ProxyDomain,
 		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 	}
 	if err := proxyEnv(getenv, &opts); err != nil {
 		return err
+	}
+	switch opts.SnapshotFile {
+	case "":
+		// Safe by default: the last good config survives a restart while
+		// Redis is down.
+		opts.SnapshotFile = configsync.DefaultSnapshotPath(cfg.RedisURL, cfg.RedisPrefix)
+		log.Info("keeping the last good config on disk", "file", opts.SnapshotFile)
+	case "off":
+		opts.SnapshotFile = ""
 	}
 	w, err := worker.New(opts)
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 // proxyEnv reads the data-plane tuning variables of a proxy worker into
 // opts. Unset variables keep the worker's defaults.
 //
-//	TOLLGATE_PROXY_SNAPSHOT_FILE      last good snapshot on local disk (serve while Redis is down after a restart)
+//	TOLLGATE_PROXY_SNAPSHOT_FILE      last good snapshot on local disk (serve while Redis is down after a restart);
+//	                                  default a file per Redis deployment under TOLLGATE_STATE_DIR, "off" for none
+//	TOLLGATE_PROXY_KEY_MAX_STALE      how long a cached key is still served while Redis is down (default 15m)
 //	TOLLGATE_PROXY_TRUSTED_PROXIES    comma-separated CIDRs whose X-Forwarded-* headers are kept
 //	TOLLGATE_PROXY_MAX_CONCURRENT     requests served at once before shedding with 503 (0: no cap)
 //	TOLLGATE_PROXY_MAX_HEADER_BYTES   request header block limit, 431 beyond (default 16384)
@@ -76,6 +78,7 @@ func proxyEnv(getenv func(string) string, opts *worker.Options) error {
 		{"TOLLGATE_PROXY_IDLE_TIMEOUT", &opts.IdleTimeout},
 		{"TOLLGATE_PROXY_SHUTDOWN_TIMEOUT", &opts.ShutdownTimeout},
 		{"TOLLGATE_PROXY_DRAIN_DELAY", &opts.DrainDelay},
+		{"TOLLGATE_PROXY_KEY_MAX_STALE", &opts.KeyMaxStale},
 	}
 	for _, dv := range durs {
 		if v := get(dv.name); v != "" {

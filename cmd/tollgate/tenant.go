@@ -43,7 +43,11 @@ func cmdTenant(ctx context.Context, args []string, stdout io.Writer, getenv func
 	defer db.Close()
 	// The CLI acts as the operator through the same handler as POST /v1/tenants.
 	op := randomToken()
-	c := apiClient{h: mgmtapi.New(mgmtapi.Options{DB: db, Secret: cfg.Secret, OperatorToken: op, Logger: cfg.logger()}), token: op}
+	if err := cfg.resolveDigestKey(ctx, db); err != nil {
+		return err
+	}
+	c := apiClient{h: mgmtapi.New(mgmtapi.Options{DB: db, Secret: cfg.Secret, DigestKey: cfg.DigestKey, OperatorToken: op,
+		Logger: cfg.logger(), Limits: cfg.Limits}), token: op}
 	var out createdTenant
 	if err := c.do("POST", "/v1/tenants", map[string]string{"name": *name, "slug": *slug}, &out); err != nil {
 		return err

@@ -175,7 +175,7 @@ type Store struct {
 	timeout  time.Duration
 	logger   *slog.Logger
 	outage   *outage.Tracker
-	hashers  sync.Pool
+	hashers  atomic.Pointer[hasherPool]
 
 	shards     [shardCount]shard
 	seq        atomic.Uint64 // bumped by every invalidation
@@ -218,8 +218,7 @@ func New(opts Options) (*Store, error) {
 		maxEntries = DefaultMaxEntries
 	}
 	s.perShard = max(maxEntries/shardCount, 1)
-	secret := bytes.Clone(opts.Secret)
-	s.hashers.New = func() any { return &hasher{h: hmac.New(sha256.New, secret)} }
+	s.hashers.Store(newHasherPool(opts.Secret))
 	for i := range s.shards {
 		s.shards[i].m = map[Digest]entry{}
 	}
@@ -235,12 +234,13 @@ func cmp(d, def time.Duration) time.Duration {
 
 // Digest computes the digest of key without allocating.
 func (s *Store) Digest(key []byte) Digest {
-	h := s.hashers.Get().(*hasher)
+	hp := s.hashers.Load()
+	h := hp.pool.Get().(*hasher)
 	h.h.Reset()
 	h.h.Write(key)
 	h.h.Sum(h.sum[:0])
 	d := Digest(h.sum)
-	s.hashers.Put(h)
+	hp.pool.Put(h)
 	return d
 }
 
@@ -448,4 +448,27 @@ func asciiEqualFold(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// hasherPool holds HMAC states of one digest key.
+type hasherPool struct {
+	key  []byte
+	pool sync.Pool
+}
+
+func newHasherPool(key []byte) *hasherPool {
+	hp := &hasherPool{key: bytes.Clone(key)}
+	hp.pool.New = func() any { return &hasher{h: hmac.New(sha256.New, hp.key)} }
+	return hp
+}
+
+// SetKey switches the key API keys are digested with (the installation's
+// digest key, which a worker given the secret learns from the snapshot).
+// A change empties the cache: its entries were looked up under the old key.
+func (s *Store) SetKey(key []byte) {
+	if len(key) == 0 || bytes.Equal(s.hashers.Load().key, key) {
+		return
+	}
+	s.hashers.Store(newHasherPool(key))
+	s.Purge()
 }

@@ -34,6 +34,8 @@ type Runtime struct {
 	Generation int64
 	// CompiledAt is when the control plane compiled the snapshot.
 	CompiledAt time.Time
+	// DigestVersion is the snapshot's digest key version.
+	DigestVersion int
 	routes     *router.Table[*API]
 	upstreams  []health.Upstream
 	targets    []*Target
@@ -143,7 +145,7 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 	if err := snap.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid snapshot: %w", err)
 	}
-	rt := &Runtime{Generation: snap.Generation, CompiledAt: snap.CompiledAt}
+	rt := &Runtime{Generation: snap.Generation, CompiledAt: snap.CompiledAt, DigestVersion: snap.DigestVersion}
 	var epoch *atomic.Uint64
 	if opts.Health != nil {
 		epoch = opts.Health.Epoch()

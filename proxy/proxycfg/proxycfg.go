@@ -51,6 +51,7 @@
 package proxycfg
 
 import (
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -72,6 +73,11 @@ type Snapshot struct {
 	Schema int `json:"schema"`
 	// Generation increases by at least one with every committed change.
 	Generation int64 `json:"generation"`
+	// DigestVersion says which key digests API keys (DigestKey): 0, the raw
+	// TOLLGATE_SECRET (installations from before key derivation), or 1, a
+	// key derived from it. A worker given the secret follows it; a worker
+	// given only the digest key ignores it.
+	DigestVersion int `json:"digest_version,omitempty"`
 	// CompiledAt is when the control plane built the snapshot.
 	CompiledAt time.Time `json:"compiled_at"`
 	// Tenants are all active tenants, each with its own objects.
@@ -287,6 +293,26 @@ type KeyRecord struct {
 	PeriodEnd   int64 `json:"period_end,omitempty"`
 }
 
+// Digest key versions (Snapshot.DigestVersion).
+const (
+	DigestRaw     = 0
+	DigestDerived = 1
+)
+
+// DigestKey is the key of API key digests of an installation of digest
+// version v, from its secret: the secret itself for DigestRaw, and
+// HKDF-SHA256(secret, info "tollgate/v1/key-digest") for DigestDerived.
+// services/secrets derives every other purpose's key the same way.
+func DigestKey(secret []byte, v int) ([]byte, error) {
+	switch v {
+	case DigestRaw:
+		return append([]byte(nil), secret...), nil
+	case DigestDerived:
+		return hkdf.Key(sha256.New, secret, nil, "tollgate/v1/key-digest", 32)
+	}
+	return nil, fmt.Errorf("unknown digest key version %d", v)
+}
+
 // Digest is the HMAC-SHA256 of an API key under the server secret, hex encoded.
 // It is the only form in which keys are stored.
 func Digest(secret []byte, key string) string {
@@ -338,6 +364,9 @@ func (s *Snapshot) Validate() error {
 	}
 	if s.Generation <= 0 {
 		return fmt.Errorf("generation %d not positive", s.Generation)
+	}
+	if s.DigestVersion != DigestRaw && s.DigestVersion != DigestDerived {
+		return fmt.Errorf("digest version %d not supported", s.DigestVersion)
 	}
 	slugs := map[string]bool{}
 	domains := map[string]bool{}

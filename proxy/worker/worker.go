@@ -55,8 +55,14 @@ type Options struct {
 	Redis redis.UniversalClient
 	// Keys names the Redis keys (Prefix separates deployments and tests).
 	Keys proxycfg.Keys
-	// Secret is TOLLGATE_SECRET, the key of the API key digests; required.
+	// Secret is TOLLGATE_SECRET. The key API keys are digested with is
+	// derived from it as each snapshot's DigestVersion says; required
+	// unless DigestKey is set.
 	Secret []byte
+	// DigestKey, when set (TOLLGATE_DIGEST_KEY), is the key of the API key
+	// digests itself: a worker given it needs no secret and ignores the
+	// snapshots' DigestVersion.
+	DigestKey []byte
 	// Domain is TOLLGATE_PROXY_DOMAIN; tenants are served at <slug>.<Domain>.
 	// Empty means "localhost".
 	Domain string
@@ -185,7 +191,7 @@ func New(opts Options) (*Worker, error) {
 	if opts.SecureListener != nil && opts.Certificates == nil {
 		return nil, errors.New("worker: a secure listener needs Certificates")
 	}
-	if len(opts.Secret) == 0 {
+	if len(opts.Secret) == 0 && len(opts.DigestKey) == 0 {
 		return nil, errors.New("worker: empty secret")
 	}
 	if opts.Domain == "" {
@@ -251,7 +257,7 @@ func New(opts Options) (*Worker, error) {
 	keys, err := keyauth.New(keyauth.Options{
 		Redis:    opts.Redis,
 		Keys:     opts.Keys,
-		Secret:   opts.Secret,
+		Secret:   initialDigestKey(opts),
 		MaxStale: opts.KeyMaxStale,
 		Logger:   opts.Logger.With("component", "keyauth"),
 		Outage:   w.redis,
@@ -302,6 +308,16 @@ func (w *Worker) Generation() int64 { return w.sync.Generation() }
 func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 
 func (w *Worker) build(snap *proxycfg.Snapshot) (*pipeline.Runtime, error) {
+	if len(w.opts.DigestKey) == 0 {
+		// The installation's digest key, from the secret: before the
+		// runtime goes live, so that no request is checked with the wrong
+		// key. It is the same for every snapshot of an installation.
+		k, err := proxycfg.DigestKey(w.opts.Secret, snap.DigestVersion)
+		if err != nil {
+			return nil, err
+		}
+		w.keys.SetKey(k)
+	}
 	return pipeline.Build(snap, pipeline.BuildOptions{
 		Domain:    w.opts.Domain,
 		Health:    w.health,
@@ -582,4 +598,13 @@ type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// initialDigestKey is the digest key before the first snapshot says which
+// one the installation uses.
+func initialDigestKey(opts Options) []byte {
+	if len(opts.DigestKey) > 0 {
+		return opts.DigestKey
+	}
+	return opts.Secret
 }

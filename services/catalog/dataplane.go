@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"slices"
 	"strings"
 
@@ -155,9 +156,36 @@ func normalizeAPIDataplane(ctx context.Context, v *fault.ValidationError, q quer
 	if len(j.Subjects) > MaxJWTSubjects {
 		v.Add("jwt.subjects", "at most %d subjects; map more callers through plan_id", MaxJWTSubjects)
 	}
+	// A subject's consumer must be one of the tenant's: workers cannot
+	// tell (consumers are not in the snapshot), and another tenant's id
+	// would make its usage and limits someone else's.
+	var ids []string
 	for i, s := range j.Subjects {
-		if s.ConsumerID != "" && !store.ValidID(s.ConsumerID) {
+		switch {
+		case s.ConsumerID == "":
+		case !store.ValidID(s.ConsumerID):
 			v.Add(fmt.Sprintf("jwt.subjects[%d].consumer_id", i), "no such consumer")
+		default:
+			ids = append(ids, s.ConsumerID)
+		}
+	}
+	if len(ids) > 0 {
+		rows, err := q.Query(ctx, `SELECT id::text FROM consumers WHERE tenant_id = $1 AND id = ANY($2::uuid[])`, tenantID, ids)
+		if err != nil {
+			return APIDataplane{}, fmt.Errorf("check jwt subject consumers: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return APIDataplane{}, fmt.Errorf("check jwt subject consumers: %w", err)
+		}
+		ok := map[string]bool{}
+		for _, id := range found {
+			ok[id] = true
+		}
+		for i, s := range j.Subjects {
+			if s.ConsumerID != "" && store.ValidID(s.ConsumerID) && !ok[strings.ToLower(s.ConsumerID)] {
+				v.Add(fmt.Sprintf("jwt.subjects[%d].consumer_id", i), "no such consumer")
+			}
 		}
 	}
 	plans, err := tenantPlanIDs(ctx, q, tenantID)

@@ -106,7 +106,8 @@ func (a *api) putPortalOIDC(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	if err := settings.SaveDeveloperOIDC(r.Context(), a.db, a.settingsSecret, c.actor,
-		settings.OIDC{Issuer: in.Issuer, ClientID: in.ClientID, ClientSecret: in.ClientSecret}); err != nil {
+		settings.OIDC{Issuer: in.Issuer, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
+			AllowHTTP: a.cat.AllowPrivateUpstreams}); err != nil {
 		return err
 	}
 	return a.getPortal(w, r, c)

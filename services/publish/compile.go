@@ -26,11 +26,16 @@ func Compile(ctx context.Context, tx pgx.Tx, gen int64) (*proxycfg.Snapshot, err
 	if err != nil {
 		return nil, err
 	}
+	var digest int
+	if err := tx.QueryRow(ctx, `SELECT digest_version FROM secret_versions`).Scan(&digest); err != nil {
+		return nil, fmt.Errorf("read digest key version: %w", err)
+	}
 	return &proxycfg.Snapshot{
-		Schema:     proxycfg.SchemaVersion,
-		Generation: gen,
-		CompiledAt: time.Now().UTC(),
-		Tenants:    tenants,
+		Schema:        proxycfg.SchemaVersion,
+		Generation:    gen,
+		CompiledAt:    time.Now().UTC(),
+		DigestVersion: digest,
+		Tenants:       tenants,
 	}, nil
 }
 

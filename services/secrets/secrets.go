@@ -46,6 +46,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
 // Purposes of derived keys.
@@ -77,7 +79,13 @@ func Derive(secret []byte, purpose string) []byte {
 
 // DigestKey is the key of the API key and admin token digests of a digest
 // version 1 installation: what workers get instead of the secret.
-func DigestKey(secret []byte) []byte { return Derive(secret, PurposeKeyDigest) }
+func DigestKey(secret []byte) []byte {
+	k, err := proxycfg.DigestKey(secret, proxycfg.DigestDerived)
+	if err != nil {
+		panic("secrets: " + err.Error())
+	}
+	return k
+}
 
 // Digest key versions (table secret_versions).
 const (
@@ -241,4 +249,24 @@ func notRandom(b []byte) string {
 		return "it is mostly a run of consecutive characters"
 	}
 	return ""
+}
+
+// IsExample reports whether secret is a well-known example or placeholder
+// (the dev secret, values from documentation and compose files): such a
+// secret is public, and the control plane and workers refuse to start with
+// it outside dev. CheckStrength's other objections (short, not random
+// looking) are advice the commands log.
+func IsExample(secret []byte) bool {
+	lower := strings.ToLower(strings.TrimSpace(string(secret)))
+	for _, k := range known {
+		if lower == k {
+			return true
+		}
+	}
+	for _, m := range markers {
+		if strings.Contains(lower, m) {
+			return true
+		}
+	}
+	return false
 }

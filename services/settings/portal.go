@@ -237,6 +237,8 @@ func SaveDeveloperOIDC(ctx context.Context, db *pgxpool.Pool, secret []byte, who
 			v.Add("oidc.issuer", "is required")
 		} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			v.Add("oidc.issuer", "must be the issuer URL, such as https://accounts.example.com")
+		} else if u.Scheme == "http" && !o.AllowHTTP {
+			v.Add("oidc.issuer", "must be an https:// URL")
 		}
 		if o.ClientID == "" {
 			v.Add("oidc.client_id", "is required")

@@ -47,6 +47,9 @@ type OIDC struct {
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"-"`
 	HasSecret    bool   `json:"has_secret"`
+	// AllowHTTP accepts an http:// issuer (dev and tests, where the SSRF
+	// guard is off too); otherwise only https:// is.
+	AllowHTTP bool `json:"-"`
 }
 
 // Enabled reports whether the tenant configured an IdP.
@@ -160,6 +163,8 @@ func SaveOIDC(ctx context.Context, db *pgxpool.Pool, secret []byte, who audit.Ac
 			v.Add("oidc_issuer", "is required")
 		} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			v.Add("oidc_issuer", "must be the issuer URL, such as https://accounts.example.com")
+		} else if u.Scheme == "http" && !o.AllowHTTP {
+			v.Add("oidc_issuer", "must be an https:// URL")
 		}
 		if o.ClientID == "" {
 			v.Add("oidc_client_id", "is required")

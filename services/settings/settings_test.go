@@ -91,6 +91,16 @@ func TestSettings(t *testing.T) {
 		if err := settings.SaveOIDC(ctx, db, secret, a, settings.OIDC{Issuer: "ftp://x"}); !errors.As(err, &ve) || len(ve.Errors) != 2 {
 			t.Errorf("bad oidc: %v", err)
 		}
+		// A plain-http issuer only where the SSRF guard is off (dev, tests).
+		if err := settings.SaveOIDC(ctx, db, secret, a, settings.OIDC{Issuer: "http://idp.example", ClientID: "cid"}); !errors.As(err, &ve) || ve.Errors[0].Field != "oidc_issuer" {
+			t.Errorf("http issuer accepted: %v", err)
+		}
+		if err := settings.SaveDeveloperOIDC(ctx, db, secret, a, settings.OIDC{Issuer: "http://idp.example", ClientID: "cid"}); !errors.As(err, &ve) || ve.Errors[0].Field != "oidc.issuer" {
+			t.Errorf("http developer issuer accepted: %v", err)
+		}
+		if err := settings.SaveOIDC(ctx, db, secret, a, settings.OIDC{Issuer: "http://127.0.0.1:9999", ClientID: "cid", AllowHTTP: true}); err != nil {
+			t.Errorf("http issuer in dev: %v", err)
+		}
 	})
 
 	t.Run("domains", func(t *testing.T) {

@@ -28,7 +28,7 @@ func (p *Portal) apiSignup(w http.ResponseWriter, r *http.Request, c *apiCall) e
 	if err := apiDecode(w, r, &in); err != nil {
 		return err
 	}
-	if err := p.opts.Developers.Signup(r.Context(), c.tenant, in, clientIP(r)); err != nil {
+	if err := p.opts.Developers.Signup(r.Context(), c.tenant, in, p.clientIP(r)); err != nil {
 		return err
 	}
 	return apiWriteJSON(w, http.StatusAccepted, apiAccepted{apiSignupAccepted})
@@ -43,7 +43,7 @@ func (p *Portal) apiVerify(w http.ResponseWriter, r *http.Request, c *apiCall) e
 	if err := apiDecode(w, r, &in); err != nil {
 		return err
 	}
-	dev, err := p.opts.Developers.Verify(r.Context(), c.tenant, in.Token, clientIP(r))
+	dev, err := p.opts.Developers.Verify(r.Context(), c.tenant, in.Token, p.clientIP(r))
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (p *Portal) apiVerify(w http.ResponseWriter, r *http.Request, c *apiCall) e
 }
 
 func (p *Portal) apiResendVerification(w http.ResponseWriter, r *http.Request, c *apiCall) error {
-	if err := p.opts.Developers.ResendVerification(r.Context(), c.tenant, c.dev(), clientIP(r)); err != nil {
+	if err := p.opts.Developers.ResendVerification(r.Context(), c.tenant, c.dev(), p.clientIP(r)); err != nil {
 		return err
 	}
 	detail := apiResendAccepted
@@ -80,7 +80,7 @@ func (p *Portal) apiLogin(w http.ResponseWriter, r *http.Request, c *apiCall) er
 	if err := apiDecode(w, r, &in); err != nil {
 		return err
 	}
-	dev, err := p.opts.Developers.Login(r.Context(), c.tenant, in.Email, in.Password, clientIP(r))
+	dev, err := p.opts.Developers.Login(r.Context(), c.tenant, in.Email, in.Password, p.clientIP(r))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (p *Portal) apiForgotPassword(w http.ResponseWriter, r *http.Request, c *ap
 	if err := apiDecode(w, r, &in); err != nil {
 		return err
 	}
-	if err := p.opts.Developers.RequestReset(r.Context(), c.tenant, in.Email, clientIP(r)); err != nil {
+	if err := p.opts.Developers.RequestReset(r.Context(), c.tenant, in.Email, p.clientIP(r)); err != nil {
 		return err
 	}
 	return apiWriteJSON(w, http.StatusAccepted, apiAccepted{apiResetAccepted})
@@ -131,7 +131,7 @@ func (p *Portal) apiResetPassword(w http.ResponseWriter, r *http.Request, c *api
 	if err := apiDecode(w, r, &in); err != nil {
 		return err
 	}
-	dev, err := p.opts.Developers.ResetPassword(r.Context(), c.tenant, in.Token, in.Password, clientIP(r))
+	dev, err := p.opts.Developers.ResetPassword(r.Context(), c.tenant, in.Token, in.Password, p.clientIP(r))
 	if err != nil {
 		return err
 	}

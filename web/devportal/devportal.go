@@ -31,6 +31,7 @@ import (
 	"github.com/tollgate/tollgate/billing"
 	"github.com/tollgate/tollgate/billing/rating"
 	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/clientip"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/sdk"
@@ -116,6 +117,9 @@ type Options struct {
 	OIDCClient *http.Client
 	// Logger receives server errors. If nil, slog.Default().
 	Logger *slog.Logger
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client (TOLLGATE_TRUSTED_PROXIES); none by default.
+	TrustedProxies clientip.Trusted
 	// Secret keys the CSRF tokens of signed-out forms and the OIDC flow
 	// cookie. Required (at least 16 bytes).
 	Secret []byte
@@ -397,13 +401,11 @@ func (p *Portal) sameOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
-// clientIP is the peer address, for throttling.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// clientIP is the client's address, for throttling: the peer, or the
+// right-most untrusted X-Forwarded-For hop when the peer is a trusted load
+// balancer (Options.TrustedProxies), with IPv6 grouped by /64.
+func (p *Portal) clientIP(r *http.Request) string {
+	return clientip.Bucket(p.opts.TrustedProxies.From(r))
 }
 
 // portalSettings returns the tenant's (enabled) portal settings.

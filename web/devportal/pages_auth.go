@@ -49,7 +49,7 @@ func (pg *pages) signup(w http.ResponseWriter, r *http.Request, q *pageReq) {
 	f := pageForm(r)
 	invite := f.Get("invite")
 	in := developers.SignupInput{Name: f.Get("name"), Email: f.Get("email"), Password: f.Get("password"), Invite: invite}
-	err := pg.p.opts.Developers.Signup(r.Context(), q.tenant, in, clientIP(r))
+	err := pg.p.opts.Developers.Signup(r.Context(), q.tenant, in, pg.p.clientIP(r))
 	if err != nil {
 		status := pageApplyError(&f, err, "name", "email", "password")
 		if status == 0 {
@@ -100,7 +100,7 @@ func pageOr(s, def string) string {
 func (pg *pages) login(w http.ResponseWriter, r *http.Request, q *pageReq) {
 	f := pageForm(r)
 	f.Values.Set("next", pageNext(f.Get("next")))
-	dev, err := pg.p.opts.Developers.Login(r.Context(), q.tenant, f.Get("email"), f.Get("password"), clientIP(r))
+	dev, err := pg.p.opts.Developers.Login(r.Context(), q.tenant, f.Get("email"), f.Get("password"), pg.p.clientIP(r))
 	if err != nil {
 		f.Values.Del("password")
 		status := http.StatusUnauthorized
@@ -143,7 +143,7 @@ func (pg *pages) verifyForm(w http.ResponseWriter, r *http.Request, q *pageReq) 
 func (pg *pages) verify(w http.ResponseWriter, r *http.Request, q *pageReq) {
 	f := pageForm(r)
 	tok := f.Get("token")
-	dev, err := pg.p.opts.Developers.Verify(r.Context(), q.tenant, tok, clientIP(r))
+	dev, err := pg.p.opts.Developers.Verify(r.Context(), q.tenant, tok, pg.p.clientIP(r))
 	if err != nil {
 		status := pageApplyError(&f, err)
 		if status == 0 {
@@ -175,7 +175,7 @@ func (pg *pages) resend(w http.ResponseWriter, r *http.Request, q *pageReq) {
 		pg.redirect(w, r, next, "Your address is already confirmed.")
 		return
 	}
-	if err := pg.p.opts.Developers.ResendVerification(r.Context(), q.tenant, dev, clientIP(r)); err != nil {
+	if err := pg.p.opts.Developers.ResendVerification(r.Context(), q.tenant, dev, pg.p.clientIP(r)); err != nil {
 		pg.fail(w, r, q, err)
 		return
 	}
@@ -189,7 +189,7 @@ func (pg *pages) forgotForm(w http.ResponseWriter, r *http.Request, q *pageReq) 
 
 func (pg *pages) forgot(w http.ResponseWriter, r *http.Request, q *pageReq) {
 	f := pageForm(r)
-	if err := pg.p.opts.Developers.RequestReset(r.Context(), q.tenant, f.Get("email"), clientIP(r)); err != nil {
+	if err := pg.p.opts.Developers.RequestReset(r.Context(), q.tenant, f.Get("email"), pg.p.clientIP(r)); err != nil {
 		status := pageApplyError(&f, err, "email")
 		if status == 0 {
 			pg.internal(w, r, q, err)
@@ -213,7 +213,7 @@ func (pg *pages) resetForm(w http.ResponseWriter, r *http.Request, q *pageReq) {
 func (pg *pages) reset(w http.ResponseWriter, r *http.Request, q *pageReq) {
 	f := pageForm(r)
 	tok := f.Get("token")
-	if _, err := pg.p.opts.Developers.ResetPassword(r.Context(), q.tenant, tok, f.Get("password"), clientIP(r)); err != nil {
+	if _, err := pg.p.opts.Developers.ResetPassword(r.Context(), q.tenant, tok, f.Get("password"), pg.p.clientIP(r)); err != nil {
 		status := pageApplyError(&f, err, "password")
 		if status == 0 {
 			pg.internal(w, r, q, err)

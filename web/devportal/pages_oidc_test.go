@@ -27,7 +27,7 @@ func TestPageOIDC(t *testing.T) {
 	f := e.tenants["acme"]
 	cfg := m.Config()
 	if err := settings.SaveDeveloperOIDC(context.Background(), e.db, testSecret, f.Actor,
-		settings.OIDC{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}); err != nil {
+		settings.OIDC{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client("acme")

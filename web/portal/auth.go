@@ -28,7 +28,7 @@ func (p *Portal) signupPage(w http.ResponseWriter, r *http.Request, csrf string)
 
 func (p *Portal) signup(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
-	_, u, err := accounts.Signup(r.Context(), p.db, p.secret, accounts.SignupInput{
+	_, u, err := accounts.Signup(r.Context(), p.db, digestKeyOf(p.opts), accounts.SignupInput{
 		Company: f.Get("company"), Slug: strings.TrimSpace(f.Get("slug")), Name: f.Get("name"),
 		Email: f.Get("email"), Password: f.Get("password"), Client: p.clientBucket(r),
 	})

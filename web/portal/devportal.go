@@ -189,6 +189,7 @@ func (p *Portal) devPortalOIDC(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
 	err := settings.SaveDeveloperOIDC(r.Context(), p.db, p.secret, q.user.Actor(), settings.OIDC{
 		Issuer: f.Get("oidc_issuer"), ClientID: f.Get("oidc_client_id"), ClientSecret: f.Get("oidc_client_secret"),
+		AllowHTTP: p.opts.AllowPrivateUpstreams,
 	})
 	if err != nil {
 		if !applyError(&f, err, devOIDCFields...) {

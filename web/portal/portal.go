@@ -104,6 +104,9 @@ type Options struct {
 	// Billing runs the billing page (billing.go); its zero value shows the
 	// page with billing off.
 	Billing Billing
+	// DigestKey keys the digests of API keys and admin tokens: the
+	// installation's digest key (secrets.ControlDigestKey). If nil, Secret.
+	DigestKey []byte
 }
 
 // Portal is the tenant portal's HTTP handler.
@@ -164,7 +167,7 @@ func New(opts Options) (*Portal, error) {
 	}
 	p := &Portal{
 		db: opts.DB, secret: opts.Secret, log: opts.Logger, opts: opts, public: pub,
-		cat:         catalog.New(opts.DB, opts.Secret, opts.AllowPrivateUpstreams),
+		cat:         catalog.New(opts.DB, digestKeyOf(opts), opts.AllowPrivateUpstreams),
 		idps:        &sso.Cache{Client: opts.OIDCClient},
 		platformIdP: &sso.Cache{Client: opts.PlatformOIDCClient},
 		cookies:     newCookieNames(opts.SecureCookies),
@@ -389,4 +392,12 @@ func (p *Portal) sendMail(ctx context.Context, to, subject, body string) error {
 		return fmt.Errorf("send %q to %s: %w", subject, to, err)
 	}
 	return nil
+}
+
+// digestKeyOf is the key of key and token digests.
+func digestKeyOf(opts Options) []byte {
+	if len(opts.DigestKey) > 0 {
+		return opts.DigestKey
+	}
+	return opts.Secret
 }

@@ -71,6 +71,7 @@ func (p *Portal) settingsSSO(w http.ResponseWriter, r *http.Request, q *req) {
 	if err == nil {
 		err = settings.SaveOIDC(r.Context(), p.db, p.secret, q.user.Actor(), settings.OIDC{
 			Issuer: f.Get("oidc_issuer"), ClientID: f.Get("oidc_client_id"), ClientSecret: f.Get("oidc_client_secret"),
+			AllowHTTP: p.opts.AllowPrivateUpstreams,
 		})
 	}
 	if err == nil {

@@ -141,7 +141,7 @@ func (p *Portal) tokens(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) tokenCreate(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	_, tok, err := tenancy.CreateToken(r.Context(), p.db, p.secret, q.user.Actor(), f.Get("name"))
+	_, tok, err := tenancy.CreateToken(r.Context(), p.db, digestKeyOf(p.opts), q.user.Actor(), f.Get("name"))
 	if err != nil {
 		if !applyError(&f, err, "name") {
 			p.internal(w, r, err)

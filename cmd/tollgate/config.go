@@ -12,9 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/clientip"
 	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/secrets"
-	"github.com/tollgate/tollgate/services/clientip"
 )
 
 // config is the operator configuration of DESIGN.md, read from the environment.

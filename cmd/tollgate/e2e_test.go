@@ -82,7 +82,7 @@ func startPlatformWith(t *testing.T, o platformOpts) *platform {
 	p.control = "http://" + controlLn.Addr().String()
 	digestKey := testDigestKey(t, db, secret)
 	deps := controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator, Limits: testLimits(),
-		DigestKey: digestKey,
+		DigestKey:    digestKey,
 		AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond}
 	// The developer portals, with mail through a real SMTP server and the
 	// first worker as the gateway (try-it, SDK base URLs).

@@ -62,7 +62,7 @@ func TestUsageExactlyOnce(t *testing.T) {
 		go func() {
 			defer close(pr.done)
 			_ = serveControl(cctx, controlDeps{DB: db, Redis: rdb, Keys: keys, Secret: secret, OperatorToken: p.operator, Limits: testLimits(),
-				DigestKey: testDigestKey(t, db, secret),
+				DigestKey:    testDigestKey(t, db, secret),
 				AllowPrivate: true, Logger: log, PollInterval: 200 * time.Millisecond}, ln)
 		}()
 		return pr

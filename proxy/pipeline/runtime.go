@@ -36,12 +36,12 @@ type Runtime struct {
 	CompiledAt time.Time
 	// DigestVersion is the snapshot's digest key version.
 	DigestVersion int
-	routes     *router.Table[*API]
-	upstreams  []health.Upstream
-	targets    []*Target
-	pools      []*Upstream
-	bodyLimits bool
-	issuers    []string // JWT issuers of the APIs, exact URLs
+	routes        *router.Table[*API]
+	upstreams     []health.Upstream
+	targets       []*Target
+	pools         []*Upstream
+	bodyLimits    bool
+	issuers       []string // JWT issuers of the APIs, exact URLs
 }
 
 // API is one API as the pipeline serves it.

@@ -1,54 +1,68 @@
-// Command faults measures how the Tollgate proxy worker behaves under load
-// when things change or break, against real `tollgate proxy` processes:
+// Command faults measures how Tollgate behaves under load when things
+// change or break, against real `tollgate proxy` and `tollgate control`
+// processes, a private redis-server and the machine's Postgres behind a
+// TCP proxy the bench can cut:
 //
 //   - the share of requests each target gets under every balancing algorithm;
 //   - failed requests while the config changes under load (targets added
 //     and removed every 200ms);
-//   - failed requests when a worker gets SIGTERM under load, with a client
-//     that moves to the other worker once /readyz says 503 (as a load
-//     balancer does);
 //   - failed requests when a target is killed under load, before passive
-//     health ejects it (with and without retries).
+//     health ejects it (with and without retries);
+//   - failed requests when a worker gets SIGTERM, and when it gets SIGKILL,
+//     behind a client-side round-robin balancer of two workers that follows
+//     /readyz (as a load balancer does), and how long the restarted worker
+//     takes to serve again;
+//   - failed requests when Redis is SIGKILLed for a while and restarted, and
+//     how long until every worker uses it again;
+//   - failed requests of the data plane and answers of /v1 while the control
+//     plane's Postgres is cut off, and how long /v1 takes to answer again;
+//   - a worker restarted while Redis is down: it serves from the snapshot in
+//     its state directory.
 //
-// It publishes snapshots straight to Redis (the proxycfg contract), so it
-// needs no control plane. Run it through bench/faults.sh.
+// Every scenario ends in one line of a summary table: requests, failed
+// requests by status, and the recovery time. Snapshots are published
+// straight to Redis (the proxycfg contract) for every scenario but the
+// Postgres one, which runs a control plane. Run it through bench/faults.sh.
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fasthttp"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
 var (
 	binary      = flag.String("tollgate", "./tollgate", "path of the tollgate binary")
-	redisAddr   = flag.String("redis", "127.0.0.1:6379", "Redis address")
-	redisDB     = flag.Int("redis-db", 14, "Redis database")
-	portBase    = flag.Int("port-base", 19300, "first loopback port used")
-	conns       = flag.Int("connections", 32, "client connections")
-	loadFor     = flag.Duration("duration", 6*time.Second, "load duration of each fault scenario")
-	sharePicks  = flag.Int("share-requests", 20000, "requests per algorithm for the share table")
-	secret      = "faults-bench-secret-0123456789"
+	redisBin    = flag.String("redis-server", "redis-server", "redis-server binary; the bench runs its own on a free loopback port")
+	postgresURL = flag.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		`Postgres server for the control plane (the bench creates and drops database tollgate_faults on it and puts a TCP proxy in front); "off" skips that scenario`)
+	workDir    = flag.String("work", "", "directory for Redis data, worker state directories and logs (default: a new temporary one, removed after a successful run)")
+	portBase   = flag.Int("port-base", 19300, "first loopback port of the workers and backends")
+	conns      = flag.Int("connections", 32, "client connections")
+	loadFor    = flag.Duration("duration", 6*time.Second, "load of each scenario outside its fault: a third before, a third after (and a third during the short faults)")
+	downFor    = flag.Duration("down", 5*time.Second, "how long Redis, Postgres and a SIGKILLed worker stay down")
+	sharePicks = flag.Int("share-requests", 20000, "requests per algorithm for the share table")
+	only       = flag.String("only", "", "comma-separated scenarios to run (default all): shares, config, target, sigterm, sigkill, redis, postgres, restart")
+)
+
+const (
 	apiKey      = "faults-bench-key"
 	redisPrefix = "tollgate-faults:"
+	// controlPrefix is the control plane's key prefix in the same Redis.
+	controlPrefix = "tollgate-faults-cp:"
 )
 
 func main() {
@@ -61,25 +75,53 @@ func main() {
 }
 
 type bench struct {
+	dir      string
+	secret   string
+	redis    *redisServer
 	rdb      *redis.Client
 	keys     proxycfg.Keys
 	gen      int64
 	backends []*backend
+	rows     []row
 }
 
-func run() error {
+// row is one line of the summary table.
+type row struct {
+	scenario string
+	res      result
+	recovery time.Duration
+	// from says what the recovery time is measured from and to; "" when
+	// the scenario has none.
+	from string
+}
+
+func run() (err error) {
 	ctx := context.Background()
-	b := &bench{
-		rdb:  redis.NewClient(&redis.Options{Addr: *redisAddr, DB: *redisDB}),
-		keys: proxycfg.Keys{Prefix: redisPrefix},
+	dir := *workDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "tollgate-faults-"); err != nil {
+			return err
+		}
+		defer func() {
+			if err == nil {
+				os.RemoveAll(dir)
+			} else {
+				log.Printf("logs kept in %s", dir)
+			}
+		}()
 	}
-	defer b.rdb.Close()
-	if err := b.cleanRedis(ctx); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return err
 	}
-	defer b.cleanRedis(ctx)
+	b := &bench{dir: dir, secret: randHex(32), keys: proxycfg.Keys{Prefix: redisPrefix}}
+	if b.redis, err = startRedis(*redisBin, dir); err != nil {
+		return err
+	}
+	defer b.redis.kill()
+	b.rdb = redis.NewClient(&redis.Options{Addr: b.redis.addr})
+	defer b.rdb.Close()
 	rec, _ := json.Marshal(proxycfg.KeyRecord{ID: "k1", TenantID: "t1", ConsumerID: "c1", PlanID: "p1", Status: proxycfg.KeyActive})
-	if err := b.rdb.Set(ctx, b.keys.Key(proxycfg.Digest([]byte(secret), apiKey)), rec, 0).Err(); err != nil {
+	if err := b.rdb.Set(ctx, b.keys.Key(proxycfg.Digest([]byte(b.secret), apiKey)), rec, 0).Err(); err != nil {
 		return fmt.Errorf("put key: %w", err)
 	}
 	for i := range 3 {
@@ -93,57 +135,77 @@ func run() error {
 	// The third backend is slower (least_conn should send it less).
 	b.backends[2].delay.Store(int64(2 * time.Millisecond))
 
-	w1, err := startWorker(*portBase+1, *portBase+2, "1")
-	if err != nil {
-		return err
+	w1 := newWorker(b, "1", *portBase+1, *portBase+2, redisPrefix)
+	w2 := newWorker(b, "2", *portBase+3, *portBase+4, redisPrefix)
+	for _, w := range []*worker{w1, w2} {
+		if err := w.start(); err != nil {
+			return err
+		}
+		defer w.kill()
 	}
-	defer w1.kill()
-	w2, err := startWorker(*portBase+3, *portBase+4, "2")
-	if err != nil {
-		return err
-	}
-	defer w2.kill()
 
-	fmt.Printf("Tollgate fault bench, %s, %d client connections, %s per scenario, all on loopback\n",
-		time.Now().UTC().Format(time.RFC3339), *conns, *loadFor)
-	fmt.Printf("proxy: key auth + rate limit (never triggered) on every request\n\n")
-	if err := b.shares(ctx, w1); err != nil {
-		return err
+	fmt.Printf("Tollgate fault bench, %s, %d client connections, %s of load per scenario besides its fault, faults %s, all on loopback\n",
+		time.Now().UTC().Format(time.RFC3339), *conns, *loadFor, *downFor)
+	fmt.Printf("proxy: key auth + rate limit (never triggered) on every request; private redis-server on %s (AOF, fsync every second)\n", b.redis.addr)
+	fmt.Printf("client: no retries of its own; with two workers, a round-robin balancer that follows /readyz every 100ms,\n")
+	fmt.Printf("        drops a worker on a transport error and resends only requests refused at connect (they reached no worker)\n\n")
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"shares", func() error { return b.shares(ctx, w1) }},
+		{"config", func() error { return b.configChange(ctx, w1) }},
+		{"target", func() error { return b.targetKill(ctx, w1, false) }},
+		{"target", func() error { return b.targetKill(ctx, w1, true) }},
+		{"sigterm", func() error { return b.workerStop(ctx, w1, w2, false) }},
+		{"sigkill", func() error { return b.workerStop(ctx, w1, w2, true) }},
+		{"redis", func() error { return b.redisKill(ctx, w1, w2) }},
+		{"postgres", func() error { return b.postgresCut(ctx) }},
+		{"restart", func() error { return b.restartWithoutRedis(ctx, w1) }},
 	}
-	if err := b.configChange(ctx, w1); err != nil {
-		return err
+	for _, step := range steps {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), step.name) {
+			continue
+		}
+		if err := step.run(); err != nil {
+			b.summary()
+			return err
+		}
 	}
-	if err := b.targetKill(ctx, w1, false); err != nil {
-		return err
-	}
-	if err := b.targetKill(ctx, w1, true); err != nil {
-		return err
-	}
-	if err := b.sigterm(ctx, w1, w2); err != nil {
-		return err
-	}
+	b.summary()
 	return nil
 }
 
-func (b *bench) cleanRedis(ctx context.Context) error {
-	iter := b.rdb.Scan(ctx, 0, redisPrefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		b.rdb.Del(ctx, iter.Val())
+// summary prints the table of every scenario run so far.
+func (b *bench) summary() {
+	fmt.Println("== summary")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\trequests\tfailed\tby status\trecovery\tmeasured from → to")
+	for _, r := range b.rows {
+		rec := "-"
+		if r.from != "" {
+			rec = fmt.Sprintf("%.2f s", r.recovery.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, thousands(r.res.total()), thousands(r.res.failed),
+			r.res.statuses(), rec, r.from)
 	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("clean redis: %w", err)
-	}
-	return nil
+	tw.Flush()
+	fmt.Println()
 }
 
-// publish stores a snapshot with one tenant "acme", one upstream and one
-// key-auth API at "/", and announces it.
+func (b *bench) add(r row) { b.rows = append(b.rows, r) }
+
+// publish stores a snapshot with one tenant "acme", one upstream, a
+// key-auth API at "/" and an API without auth at "/open", and announces it.
 func (b *bench) publish(ctx context.Context, up proxycfg.Upstream) (int64, error) {
 	b.gen++
 	up.ID = "u1"
 	snap := proxycfg.Snapshot{Schema: proxycfg.SchemaVersion, Generation: b.gen, CompiledAt: time.Now().UTC(),
 		Tenants: []proxycfg.Tenant{{ID: "t1", Slug: "acme", Upstreams: []proxycfg.Upstream{up},
-			APIs: []proxycfg.API{{ID: "a1", Slug: "api", Name: "API", BasePath: "/", UpstreamID: "u1", Auth: proxycfg.AuthKey}},
+			APIs: []proxycfg.API{
+				{ID: "a1", Slug: "api", Name: "API", BasePath: "/", UpstreamID: "u1", Auth: proxycfg.AuthKey},
+				{ID: "a2", Slug: "open", Name: "Open", BasePath: "/open", UpstreamID: "u1", Auth: proxycfg.AuthNone},
+			},
 			Plans: []proxycfg.Plan{{ID: "p1", Name: "bench", RateLimit: proxycfg.RateLimit{Requests: 1 << 40, PerSeconds: 1},
 				APIIDs: []string{"a1"}}}}}}
 	if err := snap.Validate(); err != nil {
@@ -162,6 +224,20 @@ func (b *bench) publish(ctx context.Context, up proxycfg.Upstream) (int64, error
 	return b.gen, nil
 }
 
+// publishWait publishes up and waits until every worker of ws serves it.
+func (b *bench) publishWait(ctx context.Context, up proxycfg.Upstream, ws ...*worker) error {
+	gen, err := b.publish(ctx, up)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if err := w.waitGen(gen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *bench) targets(idx ...int) []proxycfg.Target {
 	var out []proxycfg.Target
 	for _, i := range idx {
@@ -170,435 +246,43 @@ func (b *bench) targets(idx ...int) []proxycfg.Target {
 	return out
 }
 
-// --- backends ----------------------------------------------------------------
-
-type backend struct {
-	name  string
-	url   string
-	ln    net.Listener
-	srv   *fasthttp.Server
-	delay atomic.Int64
-	hits  atomic.Int64
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-type trackingListener struct {
-	net.Listener
-	b *backend
-}
-
-func (l trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.b.mu.Lock()
-		l.b.conns[c] = struct{}{}
-		l.b.mu.Unlock()
-	}
-	return c, err
-}
-
-func startBackend(name string, port int) (*backend, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", name, err)
-	}
-	b := &backend{name: name, url: "http://" + ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
-	body := []byte(`{"backend":"` + name + `"}`)
-	b.srv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		b.hits.Add(1)
-		if d := b.delay.Load(); d > 0 {
-			time.Sleep(time.Duration(d))
+// waitFor polls cond every 10ms until it holds (returning when) or within
+// passes.
+func waitFor(within time.Duration, cond func() bool) (time.Time, bool) {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return time.Now(), true
 		}
-		ctx.Response.Header.Set("X-Backend", name)
-		ctx.SetContentType("application/json")
-		ctx.SetBody(body)
-	}}
-	go func() { _ = b.srv.Serve(trackingListener{ln, b}) }()
-	return b, nil
-}
-
-// crash closes the listener and every connection, like a killed process.
-func (b *backend) crash() {
-	b.ln.Close()
-	b.mu.Lock()
-	for c := range b.conns {
-		c.Close()
-	}
-	b.mu.Unlock()
-}
-
-func (b *backend) stop() { _ = b.srv.Shutdown() }
-
-// --- workers ---------------------------------------------------------------
-
-type worker struct {
-	cmd     *exec.Cmd
-	traffic string
-	admin   string
-	exited  chan error
-}
-
-func startWorker(trafficPort, adminPort int, name string) (*worker, error) {
-	w := &worker{traffic: "127.0.0.1:" + strconv.Itoa(trafficPort), admin: "127.0.0.1:" + strconv.Itoa(adminPort), exited: make(chan error, 1)}
-	// A fresh disk cache per run: a cache of an earlier run would be served
-	// until Redis answers.
-	cache := filepath.Join(os.TempDir(), "tollgate-faults-"+name+".json")
-	_ = os.Remove(cache)
-	w.cmd = exec.Command(*binary, "proxy")
-	w.cmd.Env = append(os.Environ(),
-		"TOLLGATE_REDIS_URL=redis://"+*redisAddr+"/"+strconv.Itoa(*redisDB),
-		"TOLLGATE_REDIS_PREFIX="+redisPrefix,
-		"TOLLGATE_SECRET="+secret,
-		"TOLLGATE_PROXY_ADDR="+w.traffic,
-		"TOLLGATE_PROXY_ADMIN_ADDR="+w.admin,
-		"TOLLGATE_UPSTREAM_ALLOW_PRIVATE=true",
-		"TOLLGATE_LOG_LEVEL=warn",
-		"TOLLGATE_PROXY_DRAIN_DELAY=1s",
-		"TOLLGATE_PROXY_SNAPSHOT_FILE="+cache,
-	)
-	w.cmd.Stderr = os.Stderr
-	if err := w.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start worker: %w", err)
-	}
-	go func() { w.exited <- w.cmd.Wait() }()
-	return w, nil
-}
-
-func (w *worker) kill() {
-	if w.cmd.ProcessState == nil {
-		_ = w.cmd.Process.Kill()
-	}
-}
-
-// readyGen returns the generation /readyz reports, 0 when not ready.
-func (w *worker) readyGen() int64 {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + w.admin + "/readyz")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return 0
-	}
-	var gen int64
-	_, _ = fmt.Fscanf(resp.Body, "ready generation=%d", &gen)
-	return gen
-}
-
-func (w *worker) waitGen(gen int64) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for w.readyGen() < gen {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("worker %s not ready at generation %d", w.traffic, gen)
+			return time.Time{}, false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }
 
-// --- load ------------------------------------------------------------------
-
-type result struct {
-	ok, failed, non2xx, connErr int64
-	byBackend                   map[string]int64
-	errSamples                  []string
+// recovery is the time from back (the broken part is back, or the fault
+// happened when nothing comes back) until everything was normal again:
+// normal (the scenario's own check) or the last failed request after
+// back, whichever is later.
+func recovery(res result, back, normal time.Time) time.Duration {
+	end := normal
+	if res.lastFail.After(end) {
+		end = res.lastFail
+	}
+	if end.Before(back) {
+		return 0
+	}
+	return end.Sub(back)
 }
 
-// load sends GET requests over conns connections until stop is closed (or n
-// requests were sent when n > 0). pick chooses the worker address per
-// request; header sets extra headers.
-func load(n int, stop <-chan struct{}, pick func() string, header func(i int, req *fasthttp.Request)) result {
-	clients := map[string]*fasthttp.HostClient{}
-	var mu sync.Mutex
-	client := func(addr string) *fasthttp.HostClient {
-		mu.Lock()
-		defer mu.Unlock()
-		c := clients[addr]
-		if c == nil {
-			c = &fasthttp.HostClient{Addr: addr, MaxConns: *conns * 2, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
-			clients[addr] = c
-		}
-		return c
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + " ms" }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	var seq atomic.Int64
-	var res result
-	res.byBackend = map[string]int64{}
-	var wg sync.WaitGroup
-	for range *conns {
-		wg.Go(func() {
-			req := fasthttp.AcquireRequest()
-			resp := fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			local := map[string]int64{}
-			var ok, failed, non2xx, connErr int64
-			var samples []string
-			for {
-				i := int(seq.Add(1))
-				if n > 0 && i > n {
-					break
-				}
-				if stop != nil {
-					select {
-					case <-stop:
-						goto done
-					default:
-					}
-				}
-				addr := pick()
-				req.Reset()
-				resp.Reset()
-				req.SetRequestURI("http://acme.localhost/items/42")
-				req.Header.Set("X-API-Key", apiKey)
-				if header != nil {
-					header(i, req)
-				}
-				err := client(addr).Do(req, resp)
-				switch {
-				case err != nil:
-					failed++
-					connErr++
-					if len(samples) < 3 {
-						samples = append(samples, err.Error())
-					}
-				case resp.StatusCode() != 200:
-					failed++
-					non2xx++
-					if len(samples) < 3 {
-						samples = append(samples, fmt.Sprintf("status %d: %s", resp.StatusCode(), resp.Body()))
-					}
-				default:
-					ok++
-					local[string(resp.Header.Peek("X-Backend"))]++
-				}
-			}
-		done:
-			mu.Lock()
-			res.ok += ok
-			res.failed += failed
-			res.non2xx += non2xx
-			res.connErr += connErr
-			res.errSamples = append(res.errSamples, samples...)
-			for k, v := range local {
-				res.byBackend[k] += v
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return res
+	return strconv.Itoa(n) + " " + many
 }
 
-func (r result) summary() string {
-	s := fmt.Sprintf("%d requests, %d ok, %d failed (%d non-200, %d transport errors)",
-		r.ok+r.failed, r.ok, r.failed, r.non2xx, r.connErr)
-	if len(r.errSamples) > 0 {
-		s += fmt.Sprintf("; e.g. %q", r.errSamples[0])
-	}
-	return s
-}
-
-// --- scenarios -------------------------------------------------------------
-
-func (b *bench) shares(ctx context.Context, w *worker) error {
-	fmt.Println("== share of requests per target, by algorithm")
-	fmt.Printf("   b1, b2, b3 on loopback; b3 answers 2ms slower; weighted is 5:3:2; consistent_hash keys on X-User (1000 users)\n")
-	fmt.Printf("%-16s %8s %8s %8s %8s\n", "algorithm", "b1", "b2", "b3", "failed")
-	cases := []struct {
-		alg     string
-		weights []int
-		hashOn  *proxycfg.HashOn
-		header  func(i int, req *fasthttp.Request)
-	}{
-		{alg: proxycfg.AlgorithmRoundRobin, weights: []int{1, 1, 1}},
-		{alg: proxycfg.AlgorithmWeighted, weights: []int{5, 3, 2}},
-		{alg: proxycfg.AlgorithmRandom, weights: []int{1, 1, 1}},
-		{alg: proxycfg.AlgorithmLeastConn, weights: []int{1, 1, 1}},
-		{alg: proxycfg.AlgorithmConsistentHash, weights: []int{1, 1, 1},
-			hashOn: &proxycfg.HashOn{Source: proxycfg.HashOnHeader, Name: "X-User"},
-			header: func(i int, req *fasthttp.Request) { req.Header.Set("X-User", "user-"+strconv.Itoa(i%1000)) }},
-		{alg: "hash, 1 hot key", weights: []int{1, 1, 1},
-			hashOn: &proxycfg.HashOn{Source: proxycfg.HashOnHeader, Name: "X-User", BoundedLoad: 1.25},
-			header: func(i int, req *fasthttp.Request) { req.Header.Set("X-User", "hot-user") }},
-	}
-	for _, c := range cases {
-		ts := b.targets(0, 1, 2)
-		for i := range ts {
-			ts[i].Weight = c.weights[i]
-		}
-		alg := c.alg
-		if c.hashOn != nil {
-			alg = proxycfg.AlgorithmConsistentHash
-		}
-		gen, err := b.publish(ctx, proxycfg.Upstream{Algorithm: alg, Targets: ts, HashOn: c.hashOn})
-		if err != nil {
-			return err
-		}
-		if err := w.waitGen(gen); err != nil {
-			return err
-		}
-		res := load(*sharePicks, nil, func() string { return w.traffic }, c.header)
-		total := float64(res.ok)
-		fmt.Printf("%-16s %7.1f%% %7.1f%% %7.1f%% %8d\n", c.alg,
-			100*float64(res.byBackend["b1"])/total, 100*float64(res.byBackend["b2"])/total,
-			100*float64(res.byBackend["b3"])/total, res.failed)
-	}
-	fmt.Println()
-	return nil
-}
-
-func (b *bench) configChange(ctx context.Context, w *worker) error {
-	gen, err := b.publish(ctx, proxycfg.Upstream{Algorithm: proxycfg.AlgorithmRoundRobin, Targets: b.targets(0, 1)})
-	if err != nil {
-		return err
-	}
-	if err := w.waitGen(gen); err != nil {
-		return err
-	}
-	stop := make(chan struct{})
-	var changes int
-	done := make(chan error, 1)
-	go func() {
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		end := time.After(*loadFor)
-		for i := 0; ; i++ {
-			select {
-			case <-end:
-				close(stop)
-				done <- nil
-				return
-			case <-tick.C:
-			}
-			// Alternate {b1,b2} and {b2,b3}: a target leaves and another
-			// joins with every change; the algorithm changes too.
-			up := proxycfg.Upstream{Algorithm: proxycfg.AlgorithmWeighted, Targets: b.targets(1, 2)}
-			if i%2 == 1 {
-				up = proxycfg.Upstream{Algorithm: proxycfg.AlgorithmLeastConn, Targets: b.targets(0, 1)}
-			}
-			if _, err := b.publish(ctx, up); err != nil {
-				close(stop)
-				done <- err
-				return
-			}
-			changes++
-		}
-	}()
-	res := load(0, stop, func() string { return w.traffic }, nil)
-	if err := <-done; err != nil {
-		return err
-	}
-	fmt.Println("== config change under load")
-	fmt.Printf("   %d config generations published (every 200ms, each removes one target and adds another)\n", changes)
-	fmt.Printf("   %s\n\n", res.summary())
-	return nil
-}
-
-func (b *bench) targetKill(ctx context.Context, w *worker, retries bool) error {
-	// Fresh backends so that a killed one does not affect later scenarios.
-	var bes []*backend
-	for i := range 3 {
-		be, err := startBackend(fmt.Sprintf("k%d", i+1), 0)
-		if err != nil {
-			return err
-		}
-		defer be.stop()
-		bes = append(bes, be)
-	}
-	up := proxycfg.Upstream{Algorithm: proxycfg.AlgorithmRoundRobin,
-		Targets: []proxycfg.Target{{URL: bes[0].url, Weight: 1}, {URL: bes[1].url, Weight: 1}, {URL: bes[2].url, Weight: 1}},
-		Outlier: proxycfg.Outlier{Consecutive5xx: 5, ConsecutiveErrors: 3, BaseEjectionMS: 30000}}
-	if retries {
-		up.Retry = proxycfg.Retry{Attempts: 2, BudgetPercent: 20}
-	}
-	gen, err := b.publish(ctx, up)
-	if err != nil {
-		return err
-	}
-	if err := w.waitGen(gen); err != nil {
-		return err
-	}
-	stop := make(chan struct{})
-	go func() {
-		time.Sleep(*loadFor / 3)
-		bes[1].crash()
-		time.Sleep(*loadFor * 2 / 3)
-		close(stop)
-	}()
-	res := load(0, stop, func() string { return w.traffic }, nil)
-	mode := "without retries"
-	if retries {
-		mode = "with retries (2 attempts, 20% budget)"
-	}
-	fmt.Printf("== target killed under load, %s\n", mode)
-	fmt.Printf("   3 targets, round robin, outlier: 3 consecutive connect errors eject; k2 killed (listener and connections closed) at %s\n", *loadFor/3)
-	fmt.Printf("   %s\n", res.summary())
-	fmt.Printf("   served: k1 %d, k2 %d, k3 %d\n\n", res.byBackend["k1"], res.byBackend["k2"], res.byBackend["k3"])
-	return nil
-}
-
-func (b *bench) sigterm(ctx context.Context, w1, w2 *worker) error {
-	gen, err := b.publish(ctx, proxycfg.Upstream{Algorithm: proxycfg.AlgorithmRoundRobin, Targets: b.targets(0, 1)})
-	if err != nil {
-		return err
-	}
-	if err := w1.waitGen(gen); err != nil {
-		return err
-	}
-	if err := w2.waitGen(gen); err != nil {
-		return err
-	}
-	// The client plays a load balancer: it sends to worker 1 while its
-	// /readyz says ready (checked every 100ms), then to worker 2.
-	var useW2 atomic.Bool
-	stop := make(chan struct{})
-	var sentAt time.Time
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if !useW2.Load() && w1.readyGen() == 0 {
-					useW2.Store(true)
-				}
-			}
-		}
-	}()
-	var exitErr error
-	var exitedAfter time.Duration
-	go func() {
-		time.Sleep(*loadFor / 3)
-		sentAt = time.Now()
-		_ = w1.cmd.Process.Signal(syscall.SIGTERM)
-		exitErr = <-w1.exited
-		exitedAfter = time.Since(sentAt)
-		time.Sleep(*loadFor / 3)
-		close(stop)
-	}()
-	res := load(0, stop, func() string {
-		if useW2.Load() {
-			return w2.traffic
-		}
-		return w1.traffic
-	}, nil)
-	fmt.Println("== SIGTERM to a worker under load")
-	fmt.Println("   worker 1 gets SIGTERM; /readyz turns 503 at once, it keeps accepting for TOLLGATE_PROXY_DRAIN_DELAY=1s, then")
-	fmt.Println("   closes its listener, finishes in-flight requests and exits; the client moves to worker 2 on /readyz (100ms checks)")
-	status := "0"
-	if exitErr != nil {
-		var ee *exec.ExitError
-		if errors.As(exitErr, &ee) {
-			status = strconv.Itoa(ee.ExitCode())
-		} else {
-			status = exitErr.Error()
-		}
-	}
-	fmt.Printf("   worker 1 exited %s after SIGTERM (exit status %s)\n", exitedAfter.Round(time.Millisecond), status)
-	fmt.Printf("   %s\n\n", res.summary())
-	return nil
-}
+func indent(s string) string { return "   " + strings.ReplaceAll(s, "\n", "\n   ") }

@@ -18,7 +18,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/token"
 )
@@ -52,6 +52,21 @@ func (t AdminToken) Actor() audit.Actor {
 
 var slugRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// reservedSlugs are names no tenant may take: labels the platform's own
+// domains use (the developer portals live under developers.<domain>, the
+// laptop default being developers.localhost beside tenants at
+// <slug>.localhost) and names people would read as the platform's own.
+var reservedSlugs = map[string]bool{
+	"www": true, "api": true, "admin": true, "portal": true, "developers": true, "developer": true,
+	"gw": true, "gateway": true, "app": true, "dashboard": true, "console": true, "status": true,
+	"docs": true, "help": true, "support": true, "mail": true, "smtp": true, "static": true, "assets": true,
+	"cdn": true, "auth": true, "login": true, "signup": true, "sso": true, "oauth": true, "billing": true,
+	"metrics": true, "localhost": true, "tollgate": true, "control": true, "proxy": true,
+}
+
+// Reserved reports whether slug is reserved for the platform.
+func Reserved(slug string) bool { return reservedSlugs[slug] }
+
 const maxNameLen = 200
 
 func checkName(v *fault.ValidationError, field, name string) {
@@ -71,6 +86,8 @@ func Create(ctx context.Context, db *pgxpool.Pool, secret []byte, name, slug str
 	checkName(v, "name", name)
 	if !slugRE.MatchString(slug) {
 		v.Add("slug", "must be a lowercase DNS label: 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'")
+	} else if Reserved(slug) {
+		v.Add("slug", "%q is reserved; choose another", slug)
 	}
 	if err := v.Err(); err != nil {
 		return Tenant{}, "", err
@@ -98,7 +115,7 @@ func Create(ctx context.Context, db *pgxpool.Pool, secret []byte, name, slug str
 		if _, err := insertToken(ctx, tx, secret, who, "initial", tok); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, t.ID)
 	})
 	if err != nil {
 		return Tenant{}, "", fmt.Errorf("create tenant: %w", err)

@@ -78,6 +78,7 @@ func controlMux(d controlDeps) http.Handler {
 		DB: d.DB, Secret: d.Secret, OperatorToken: d.OperatorToken,
 		AllowPrivateUpstreams: d.AllowPrivate, Logger: d.Logger, Redis: d.Redis, Keys: d.Keys,
 		Developers: d.Developers, Limits: d.Limits, DigestKey: d.DigestKey,
+		ConfigSize: publish.TenantConfigBytes,
 	}))
 	if d.Billing != nil {
 		mountBilling(mux, d)

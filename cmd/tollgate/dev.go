@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tollgate/tollgate/proxy/worker"
 	"github.com/tollgate/tollgate/services/mail"
 	"github.com/tollgate/tollgate/services/store"
@@ -329,31 +327,6 @@ func waitDemo(ctx context.Context, addr, host, key string) error {
 		}
 	}
 	return fmt.Errorf("demo API did not answer 200 through the proxy within 20s (last: %s)", last)
-}
-
-// clearPrefix deletes every Redis key under prefix (dev's throwaway state).
-func clearPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
-	if prefix == "" {
-		return errors.New("refusing to clear Redis without a key prefix")
-	}
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	if len(batch) > 0 {
-		return rdb.Unlink(ctx, batch...).Err()
-	}
-	return nil
 }
 
 func portOf(a net.Addr) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/egress"
 	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/sdk"
 	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/services/throttle"
@@ -67,6 +68,7 @@ func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys 
 	}
 	cat := catalog.New(db, cfg.digestKey(), cfg.AllowPrivate)
 	cat.Limits = cfg.Limits
+	cat.ConfigSize = publish.TenantConfigBytes
 	devs := &developers.Service{DB: db, Catalog: cat, Mailer: mailer, Throttle: &throttle.Limiter{DB: db},
 		Logger: log.With("component", "devportal"), Secret: cfg.Secret}
 	pub := cfg.publicURL(controlAddr)

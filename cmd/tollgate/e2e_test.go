@@ -52,6 +52,9 @@ type platformOpts struct {
 	// (through a recording proxy) and the control plane builds billing and
 	// metering from them as `tollgate control` does (billing_e2e_test.go).
 	stripe bool
+	// redisURL is the TOLLGATE_REDIS_URL of the control plane and the
+	// workers (newRedis); "" is the test Redis on 127.0.0.1:6379.
+	redisURL string
 }
 
 func startPlatform(t *testing.T) *platform {
@@ -67,7 +70,12 @@ func startPlatformWith(t *testing.T, o platformOpts) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	var rdb redis.UniversalClient = redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	if o.redisURL != "" {
+		if rdb, err = newRedis(o.redisURL); err != nil {
+			t.Fatal(err)
+		}
+	}
 	prefix := "e2e:" + randHex(6) + ":"
 	keys := proxycfg.Keys{Prefix: prefix}
 	secret := []byte("e2e-secret-" + randHex(8))

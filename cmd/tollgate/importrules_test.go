@@ -103,6 +103,25 @@ var importRules = []importRule{
 		forbidden: []string{modulePath + "/web", modulePath + "/billing", modulePath + "/cmd"},
 	},
 	{
+		// Domain packages record changes with services/outbox; the
+		// publisher reads the domain through the domain packages (the
+		// compiler through catalog.ReadGateways), never the other way.
+		name:      "domain packages do not reach the publisher",
+		from:      []string{"services"},
+		exempt:    []string{"services/publish"},
+		kind:      transitive,
+		forbidden: []string{modulePath + "/services/publish"},
+	},
+	{
+		// web declares the services it needs as interfaces; cmd builds
+		// them. Its dependencies may reach the datastores, its own code
+		// does not.
+		name:      "web imports neither pgx nor go-redis",
+		from:      []string{"web"},
+		kind:      direct,
+		forbidden: []string{"github.com/jackc/pgx", "github.com/redis/go-redis"},
+	},
+	{
 		name:      "only billing imports stripe-go",
 		from:      []string{""},
 		exempt:    []string{"billing"},
@@ -362,6 +381,24 @@ func TestCheckImportRules(t *testing.T) {
 			wants: []string{`"only billing imports stripe-go": ` + m("web/portal") + " imports github.com/stripe/stripe-go/v76"},
 		},
 		{
+			name: "a domain package importing the publisher",
+			pkgs: append(slices.Clone(good),
+				listedPackage{ImportPath: m("services/publish"), Imports: []string{m("services/keys")}, Deps: []string{m("services/keys")}},
+				listedPackage{ImportPath: m("services/tenants"), Imports: []string{m("services/publish")}, Deps: []string{m("services/publish"), m("services/keys")}},
+			),
+			wants: []string{`"domain packages do not reach the publisher": ` + m("services/tenants") + " depends on " + m("services/publish")},
+		},
+		{
+			name: "web importing pgx and go-redis itself",
+			pkgs: append(slices.Clone(good), listedPackage{ImportPath: "github.com/redis/go-redis/v9"},
+				listedPackage{ImportPath: m("web/portal"), Imports: []string{"github.com/jackc/pgx/v5", "github.com/redis/go-redis/v9"},
+					Deps: []string{"github.com/jackc/pgx/v5", "github.com/redis/go-redis/v9"}}),
+			wants: []string{
+				`"web imports neither pgx nor go-redis": ` + m("web/portal") + " imports github.com/jackc/pgx/v5",
+				`"web imports neither pgx nor go-redis": ` + m("web/portal") + " imports github.com/redis/go-redis/v9",
+			},
+		},
+		{
 			name:  "migrations importing pgx",
 			pkgs:  append(slices.Clone(good), listedPackage{ImportPath: m("migrations"), Imports: []string{"embed", "github.com/jackc/pgx/v5"}, Deps: []string{"embed", "github.com/jackc/pgx/v5"}}),
 			wants: []string{m("migrations") + " depends on github.com/jackc/pgx/v5"},
@@ -597,6 +634,7 @@ func TestScriptsAreExecutable(t *testing.T) {
 		{name: "local services", path: "deploy/local/services.sh"},
 		{name: "dev command", path: "deploy/local/dev.sh"},
 		{name: "test command", path: "deploy/local/test.sh"},
+		{name: "local redis cluster", path: "deploy/local/redis-cluster.sh"},
 		{name: "load bench", path: "bench/load.sh"},
 	}
 	for _, tt := range tests {

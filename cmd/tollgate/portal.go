@@ -12,12 +12,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/billing/metering"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/accounts"
 	"github.com/tollgate/tollgate/services/audit"
+	"github.com/tollgate/tollgate/services/catalog"
+	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/health"
 	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
 	"github.com/tollgate/tollgate/services/tenancy"
+	usagesvc "github.com/tollgate/tollgate/services/usage"
 	"github.com/tollgate/tollgate/web/portal"
 )
 
@@ -57,12 +64,33 @@ func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.Univ
 	if _, port, err := net.SplitHostPort(cfg.ProxyAddr); err == nil && port != "" && port != "80" {
 		proxyURL += ":" + port
 	}
+	devURL := cfg.devPortalURL(pub)
+	acc := &accounts.Service{DB: db, DigestKey: cfg.digestKey()}
+	ten := &tenancy.Service{DB: db, DigestKey: cfg.digestKey()}
+	set := &settings.Service{DB: db, Secret: cfg.Secret, Limits: cfg.Limits}
+	cat := catalog.New(db, cfg.digestKey(), cfg.AllowPrivate)
+	cat.Limits = cfg.Limits
+	cat.ConfigSize = publish.TenantConfigBytes
+	// The same account rules as /v1 and the developer portal itself; mail
+	// sent from here links to the tenant's developer portal.
+	devs := &developers.Service{DB: db, Catalog: cat, Mailer: mailer, Logger: log, Secret: cfg.Secret,
+		PortalURL: func(t tenancy.Tenant) string { return strings.TrimSuffix(devURL(t.Slug), "/") }}
+	var live portal.Health
+	if rdb != nil {
+		live = &health.Reader{Redis: rdb, Keys: keys}
+	}
+	billPage := bill.portal()
+	if billPage.Service != nil {
+		billPage.Reports = metering.Reports{DB: db}
+	}
 	return portal.New(portal.Options{
-		DB: db, Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
+		Accounts: acc, Sessions: acc, Team: acc, Tenants: ten, Tokens: ten, Settings: set, Domains: set,
+		Audit: &audit.Service{DB: db}, Usage: usagesvc.Reader{DB: db, Redis: rdb, Keys: keys}, Developers: devs,
+		Catalog: cat, Health: live,
+		Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
 		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,
-		Redis: rdb, Keys: keys, DevPortalURL: cfg.devPortalURL(pub), DigestKey: cfg.DigestKey, Limits: cfg.Limits, TrustedProxies: cfg.TrustedProxies,
-		Billing: bill.portal(),
+		DevPortalURL: devURL, TrustedProxies: cfg.TrustedProxies, Billing: billPage,
 	})
 }
 

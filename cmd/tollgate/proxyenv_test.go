@@ -17,7 +17,7 @@ func TestProxyEnv(t *testing.T) {
 		check   func(t *testing.T, o worker.Options)
 	}{
 		{name: "defaults", env: map[string]string{}, check: func(t *testing.T, o worker.Options) {
-			if o.SnapshotFile != "" || len(o.TrustedProxies) != 0 || o.MaxConcurrent != 0 || o.AccessLog != nil {
+			if o.SnapshotFile != "" || len(o.TrustedProxies) != 0 || o.MaxConcurrent != 0 || o.AccessLog != nil || o.Pprof {
 				t.Fatalf("options %+v", o)
 			}
 		}},
@@ -40,6 +40,17 @@ func TestProxyEnv(t *testing.T) {
 				t.Fatalf("options %+v", o)
 			}
 		}},
+		{name: "pprof on", env: map[string]string{"TOLLGATE_PROXY_PPROF": "true"}, check: func(t *testing.T, o worker.Options) {
+			if !o.Pprof {
+				t.Fatal("pprof off")
+			}
+		}},
+		{name: "pprof off", env: map[string]string{"TOLLGATE_PROXY_PPROF": "false"}, check: func(t *testing.T, o worker.Options) {
+			if o.Pprof {
+				t.Fatal("pprof on")
+			}
+		}},
+		{name: "bad pprof", env: map[string]string{"TOLLGATE_PROXY_PPROF": "maybe"}, wantErr: true},
 		{name: "bad cidr", env: map[string]string{"TOLLGATE_PROXY_TRUSTED_PROXIES": "10.0.0.0/99"}, wantErr: true},
 		{name: "bad integer", env: map[string]string{"TOLLGATE_PROXY_MAX_CONCURRENT": "-1"}, wantErr: true},
 		{name: "bad duration", env: map[string]string{"TOLLGATE_PROXY_IDLE_TIMEOUT": "soon"}, wantErr: true},

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/tollgate/tollgate/services/mgmtapi"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -47,7 +48,7 @@ func cmdTenant(ctx context.Context, args []string, stdout io.Writer, getenv func
 		return err
 	}
 	c := apiClient{h: mgmtapi.New(mgmtapi.Options{DB: db, Secret: cfg.Secret, DigestKey: cfg.DigestKey, OperatorToken: op,
-		Logger: cfg.logger(), Limits: cfg.Limits}), token: op}
+		Logger: cfg.logger(), Limits: cfg.Limits, ConfigSize: publish.TenantConfigBytes}), token: op}
 	var out createdTenant
 	if err := c.do("POST", "/v1/tenants", map[string]string{"name": *name, "slug": *slug}, &out); err != nil {
 		return err

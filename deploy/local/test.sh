@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Tests Tollgate: makes Postgres, Redis and stripe-mock reachable, then runs
+# Tests Tollgate: makes Postgres, Redis, a local Redis Cluster
+# (deploy/local/redis-cluster.sh) and stripe-mock reachable, then runs
 # `go vet ./...` and `go test -count=1 ./...`. Arguments go to `go test`, for
 # example: deploy/local/test.sh -race -run TestProxy
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ./deploy/local/services.sh --stripe-mock
+# A Redis Cluster of three masters on 127.0.0.1:7000-7002: the tests that
+# check Tollgate on a Cluster use it, and skip without it (fail when CI=true).
+TOLLGATE_TEST_REDIS_CLUSTER="$(./deploy/local/redis-cluster.sh)"
+export TOLLGATE_TEST_REDIS_CLUSTER
 
 # The TypeScript SDK tests (services/sdk) type-check generated clients with a
 # pinned tsc: plain `npm install typescript` now gets 7.x, the native port.

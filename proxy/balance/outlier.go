@@ -15,7 +15,9 @@ const (
 // ewmaWeight is the weight of a new latency sample (1/8, as in Linkerd).
 const ewmaShift = 3
 
-// Result is the outcome of one exchange with a member.
+// Result is the outcome of one exchange with a member. The zero Result is
+// an exchange abandoned before any answer, not for the member's fault: it
+// only leaves the in-flight count.
 type Result struct {
 	// Status is the upstream's status code; 0 when there was no answer.
 	Status int
@@ -44,7 +46,9 @@ func (p *Pool) Done(i int, r Result) {
 		}
 	}
 	o := p.opts.Outlier
-	if !o.Enabled() {
+	if !o.Enabled() || r.Status == 0 && !r.ConnError {
+		// Off, or an exchange abandoned before any answer for a reason
+		// that is not the member's (nothing to learn of its health).
 		return
 	}
 	switch {

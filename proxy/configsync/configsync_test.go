@@ -158,3 +158,40 @@ func TestSyncerRejectsBadSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscriptionReconnects cuts the config channel's subscription on the
+// server (a restart, a failover) on a single Redis and on a Cluster: the
+// syncer subscribes again and follows messages again. Polling is off (an
+// hour), so only the channel can bring the new generation in time.
+func TestSubscriptionReconnects(t *testing.T) {
+	t.Parallel()
+	testredis.Each(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		s, err := New(Options[runtime]{
+			Redis: rdb, Keys: keys, PollInterval: time.Hour,
+			Build: func(snap *proxycfg.Snapshot) (*runtime, error) { return &runtime{gen: snap.Generation}, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testredis.Publish(t, rdb, keys, snapshot(1))
+		run(t, s)
+		waitGen(t, s, 1)
+		announce := func(gen int64) {
+			t.Helper()
+			testredis.Store(t, rdb, keys, snapshot(gen))
+			// The subscription may not be up yet: announce until it lands.
+			deadline := time.Now().Add(5 * time.Second)
+			for s.Generation() != gen && time.Now().Before(deadline) {
+				testredis.Announce(t, rdb, keys, gen)
+				time.Sleep(50 * time.Millisecond)
+			}
+			waitGen(t, s, gen)
+		}
+		announce(2)
+		if n := testredis.KillSubscriptions(t, rdb); n == 0 {
+			t.Fatal("no subscription to cut")
+		}
+		time.Sleep(500 * time.Millisecond)
+		announce(3)
+	})
+}

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,6 +16,9 @@ import (
 
 // DefaultReportPoll is how often a Reporter looks for state changes.
 const DefaultReportPoll = 250 * time.Millisecond
+
+// maxPipeline bounds the commands of one pipeline of a full rewrite.
+const maxPipeline = 1000
 
 // TargetReport is one served target's state on this worker.
 type TargetReport struct {
@@ -31,18 +35,25 @@ type ReporterOptions struct {
 	Redis redis.UniversalClient
 	// Keys names the Redis keys.
 	Keys proxycfg.Keys
-	// WorkerID names this worker in the hash fields; required.
+	// WorkerID names this worker in the hash fields and its heartbeat;
+	// required.
 	WorkerID string
 	// Targets yields the state of every target the worker serves now.
 	// It runs on the reporter's goroutine, never on the request path.
 	Targets func(yield func(TargetReport))
-	// Interval is how often the whole view is rewritten; 0 means
-	// proxycfg.TargetHealthInterval.
-	Interval time.Duration
-	// Poll is how often Targets is read to publish changes early; 0
-	// means DefaultReportPoll.
+	// Heartbeat is how often the heartbeat that vouches for this worker's
+	// reports is written; 0 means proxycfg.TargetHealthHeartbeat.
+	// Readers take the reports as stale three heartbeats after the last.
+	Heartbeat time.Duration
+	// Refresh is how often the whole view is rewritten although nothing
+	// changed (which also refreshes the hashes' TTL); 0 means
+	// proxycfg.TargetHealthRefresh.
+	Refresh time.Duration
+	// Poll is how often Targets is read to publish changes; 0 means
+	// DefaultReportPoll.
 	Poll time.Duration
-	// TTL is the hash key's TTL; 0 means proxycfg.TargetHealthTTL.
+	// TTL is the hash keys' TTL; 0 means proxycfg.TargetHealthTTL. It
+	// should exceed Refresh.
 	TTL time.Duration
 	// Logger receives publish failures; nil discards them.
 	Logger *slog.Logger
@@ -52,18 +63,34 @@ type ReporterOptions struct {
 }
 
 // Reporter publishes a worker's view of its targets' health to Redis
-// (proxycfg.Keys.TargetHealth) from a background loop.
+// (proxycfg.Keys.TargetHealth) from a background loop: a target's report
+// when its state changes, and a heartbeat (proxycfg.Keys.TargetHealthBeat)
+// that vouches for all of them; see the contract in proxycfg/health.go.
+// A worker with nothing changing writes one heartbeat per Heartbeat,
+// whatever the number of its targets.
 type Reporter struct {
 	opts ReporterOptions
-	// written are the fields this worker holds, by tenant.
-	written map[string]map[string]struct{}
-	// last is the state last published, by tenant and field.
-	last map[string]map[string]stateSig
+	// cur is the view read at this poll (reused between polls).
+	cur map[targetKey]TargetReport
+	// pub is what Redis holds of this worker's view.
+	pub map[targetKey]stateSig
+	// needFull asks for a rewrite of the whole view (Redis lost it).
+	needFull bool
+	// beaten reports that a heartbeat was written: one found missing
+	// after that was lost.
+	beaten bool
 }
 
+// targetKey names a target of a tenant's upstream without building the
+// hash field, so that reading the view allocates nothing.
+type targetKey struct{ tenant, upstream, url string }
+
+// stateSig is what of a target's state is worth a write: a flip, a first
+// probe (a report of "never probed" becomes one of a working check), and
+// the error text of a failing target.
 type stateSig struct {
-	healthy, ejected bool
-	lastErr          string
+	healthy, ejected, probed bool
+	lastErr                  string
 }
 
 // NewReporter makes a Reporter.
@@ -74,8 +101,11 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.WorkerID == "" || opts.Targets == nil {
 		return nil, fmt.Errorf("health reporter: WorkerID and Targets are required")
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = proxycfg.TargetHealthInterval
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = proxycfg.TargetHealthHeartbeat
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = proxycfg.TargetHealthRefresh
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = DefaultReportPoll
@@ -89,32 +119,43 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.Outage == nil {
 		opts.Outage = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
 	}
-	return &Reporter{opts: opts, written: map[string]map[string]struct{}{}}, nil
+	return &Reporter{opts: opts, cur: map[targetKey]TargetReport{}, pub: map[targetKey]stateSig{}}, nil
 }
 
-// Run publishes every Interval and whenever a target's state changes,
-// until ctx ends; then it deletes this worker's fields and returns nil.
+// Run publishes changes every Poll, the heartbeat every Heartbeat and the
+// whole view every Refresh, until ctx ends; then it withdraws this
+// worker's fields and heartbeat and returns nil.
 func (r *Reporter) Run(ctx context.Context) error {
 	tick := time.NewTicker(r.opts.Poll)
 	defer tick.Stop()
-	var lastPublish time.Time
+	var lastBeat, lastFull time.Time
 	for {
-		view := r.collect()
-		if time.Since(lastPublish) >= r.opts.Interval || r.changed(view) {
-			if err := r.publish(ctx, view); err != nil {
-				if ctx.Err() == nil {
-					r.opts.Outage.Fail("health-report", err)
-				}
-			} else {
-				r.opts.Outage.OK()
-				lastPublish = time.Now()
+		now := time.Now()
+		beat := now.Sub(lastBeat) >= r.opts.Heartbeat
+		full := now.Sub(lastFull) >= r.opts.Refresh || r.needFull
+		err := r.publish(ctx, full, beat)
+		if err == nil && beat {
+			// The heartbeat goes after the reports it vouches for.
+			err = r.beat(ctx)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				r.opts.Outage.Fail("health-report", err)
+			}
+		} else {
+			r.opts.Outage.OK()
+			if beat {
+				lastBeat = now
+			}
+			if full {
+				lastFull = now
 			}
 		}
 		select {
 		case <-ctx.Done():
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			if err := r.publish(cctx, nil); err != nil {
+			if err := r.withdraw(cctx); err != nil {
 				r.opts.Logger.Warn("target health not withdrawn", "err", err)
 			}
 			return nil
@@ -123,95 +164,150 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
-// Publish writes the current view once.
-func (r *Reporter) Publish(ctx context.Context) error { return r.publish(ctx, r.collect()) }
+// Publish writes the whole current view and the heartbeat once.
+func (r *Reporter) Publish(ctx context.Context) error {
+	if err := r.publish(ctx, true, true); err != nil {
+		return err
+	}
+	return r.beat(ctx)
+}
 
-// view is the state of the served targets, by tenant and field.
-type view map[string]map[string]TargetReport
-
-func (r *Reporter) collect() view {
-	v := view{}
+// collect reads the served targets' state into r.cur.
+func (r *Reporter) collect() {
+	clear(r.cur)
 	r.opts.Targets(func(t TargetReport) {
-		m := v[t.TenantID]
-		if m == nil {
-			m = map[string]TargetReport{}
-			v[t.TenantID] = m
-		}
-		m[proxycfg.TargetHealthField(t.UpstreamID, t.URL, r.opts.WorkerID)] = t
+		r.cur[targetKey{t.TenantID, t.UpstreamID, t.URL}] = t
 	})
-	return v
 }
 
 func sig(t TargetReport) stateSig {
-	return stateSig{healthy: t.Status.Healthy, ejected: t.Ejected, lastErr: t.Status.LastError}
+	return stateSig{healthy: t.Status.Healthy, ejected: t.Ejected, probed: !t.Status.LastCheck.IsZero(),
+		lastErr: t.Status.LastError}
 }
 
-// changed reports whether v differs from the last published view.
-func (r *Reporter) changed(v view) bool {
-	if len(v) != len(r.last) {
-		return true
-	}
-	for tenant, fields := range v {
-		old := r.last[tenant]
-		if len(old) != len(fields) {
-			return true
-		}
-		for f, t := range fields {
-			if s, ok := old[f]; !ok || s != sig(t) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// publish writes v (nil withdraws everything) in one pipeline: the
-// fields of every tenant with the key's TTL refreshed, and deletions of
-// this worker's fields that are gone.
-func (r *Reporter) publish(ctx context.Context, v view) error {
+// publish writes what changed since the last publish: targets that are
+// new, flipped (healthy, ejected) or probed for the first time, and with
+// beat also those whose error text alone changed; with full, every target. Fields of targets no longer
+// served are deleted. Nothing changed, nothing is written.
+func (r *Reporter) publish(ctx context.Context, full, beat bool) error {
+	r.collect()
 	now := time.Now().UTC()
-	pipe := r.opts.Redis.Pipeline()
-	for tenant, fields := range v {
-		key := r.opts.Keys.TargetHealth(tenant)
-		args := make([]any, 0, 2*len(fields))
-		for f, t := range fields {
-			b, err := json.Marshal(proxycfg.TargetHealthReport{
-				Healthy: t.Status.Healthy, Ejected: t.Ejected, LastCheck: t.Status.LastCheck.UTC(),
-				LastError: t.Status.LastError, CheckedAt: now,
-			})
-			if err != nil {
-				return fmt.Errorf("encode target health: %w", err)
-			}
-			args = append(args, f, b)
+	write := map[string][]any{} // tenant → field, value, …
+	var written []targetKey
+	for k, t := range r.cur {
+		s := sig(t)
+		old, ok := r.pub[k]
+		switch {
+		case full, !ok, old.healthy != s.healthy, old.ejected != s.ejected, old.probed != s.probed:
+		case old.lastErr != s.lastErr && beat:
+		default:
+			continue
 		}
-		pipe.HSet(ctx, key, args...)
-		pipe.PExpire(ctx, key, r.opts.TTL)
+		b, err := json.Marshal(proxycfg.TargetHealthReport{
+			Healthy: t.Status.Healthy, Ejected: t.Ejected, LastCheck: t.Status.LastCheck.UTC(),
+			LastError: t.Status.LastError, CheckedAt: now,
+		})
+		if err != nil {
+			return fmt.Errorf("encode target health: %w", err)
+		}
+		write[k.tenant] = append(write[k.tenant], r.field(k), b)
+		written = append(written, k)
 	}
-	for tenant, fields := range r.written {
-		var gone []string
-		for f := range fields {
-			if _, ok := v[tenant][f]; !ok {
-				gone = append(gone, f)
-			}
-		}
-		if len(gone) > 0 {
-			pipe.HDel(ctx, r.opts.Keys.TargetHealth(tenant), gone...)
+	gone := map[string][]string{}
+	var removed []targetKey
+	for k := range r.pub {
+		if _, ok := r.cur[k]; !ok {
+			gone[k.tenant] = append(gone[k.tenant], r.field(k))
+			removed = append(removed, k)
 		}
 	}
-	if pipe.Len() == 0 {
+	if len(write) == 0 && len(gone) == 0 {
 		return nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("publish target health: %w", err)
-	}
-	r.written = map[string]map[string]struct{}{}
-	r.last = map[string]map[string]stateSig{}
-	for tenant, fields := range v {
-		w, l := map[string]struct{}{}, map[string]stateSig{}
-		for f, t := range fields {
-			w[f], l[f] = struct{}{}, sig(t)
+	// One pipeline per maxPipeline commands: on a Cluster, go-redis
+	// splits a pipeline by node; every command touches one key.
+	pipe := r.opts.Redis.Pipeline()
+	flush := func(force bool) error {
+		if pipe.Len() == 0 || (!force && pipe.Len() < maxPipeline) {
+			return nil
 		}
-		r.written[tenant], r.last[tenant] = w, l
+		_, err := pipe.Exec(ctx)
+		pipe = r.opts.Redis.Pipeline()
+		if err != nil {
+			return fmt.Errorf("publish target health: %w", err)
+		}
+		return nil
+	}
+	for tenant, args := range write {
+		key := r.opts.Keys.TargetHealth(tenant)
+		pipe.HSet(ctx, key, args...)
+		pipe.PExpire(ctx, key, r.opts.TTL)
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	for tenant, fields := range gone {
+		pipe.HDel(ctx, r.opts.Keys.TargetHealth(tenant), fields...)
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	if err := flush(true); err != nil {
+		return err
+	}
+	for _, k := range written {
+		r.pub[k] = sig(r.cur[k])
+	}
+	for _, k := range removed {
+		delete(r.pub, k)
+	}
+	if full {
+		r.needFull = false
 	}
 	return nil
+}
+
+// beat writes the heartbeat. Finding it gone (Redis restarted or failed
+// over and lost data) asks for a rewrite of the whole view: the fields
+// this worker believes written may be gone too.
+func (r *Reporter) beat(ctx context.Context) error {
+	b, err := json.Marshal(proxycfg.TargetHealthBeat{At: time.Now().UTC(), IntervalMS: r.opts.Heartbeat.Milliseconds()})
+	if err != nil {
+		return fmt.Errorf("encode heartbeat: %w", err)
+	}
+	key := r.opts.Keys.TargetHealthBeat(r.opts.WorkerID)
+	pipe := r.opts.Redis.Pipeline()
+	existed := pipe.Exists(ctx, key)
+	pipe.Set(ctx, key, b, 3*r.opts.Heartbeat)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("target health heartbeat: %w", err)
+	}
+	if existed.Val() == 0 && r.beaten {
+		r.needFull = true
+	}
+	r.beaten = true
+	return nil
+}
+
+// withdraw deletes this worker's fields and heartbeat.
+func (r *Reporter) withdraw(ctx context.Context) error {
+	gone := map[string][]string{}
+	for k := range r.pub {
+		gone[k.tenant] = append(gone[k.tenant], r.field(k))
+	}
+	pipe := r.opts.Redis.Pipeline()
+	for tenant, fields := range gone {
+		pipe.HDel(ctx, r.opts.Keys.TargetHealth(tenant), fields...)
+	}
+	pipe.Del(ctx, r.opts.Keys.TargetHealthBeat(r.opts.WorkerID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("withdraw target health: %w", err)
+	}
+	clear(r.pub)
+	r.beaten = false
+	return nil
+}
+
+func (r *Reporter) field(k targetKey) string {
+	return proxycfg.TargetHealthField(k.upstream, k.url, r.opts.WorkerID)
 }

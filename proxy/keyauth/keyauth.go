@@ -366,6 +366,29 @@ func (s *Store) Invalidate(digestHex string) {
 	sh.mu.Unlock()
 }
 
+// MarkStale makes every cached record due for a new lookup on its next
+// use (negative entries are dropped), keeping the records themselves for
+// the MaxStale fallback when Redis cannot answer.
+func (s *Store) MarkStale() {
+	s.seq.Add(1)
+	now := time.Now().UnixNano()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for d, e := range sh.m {
+			if e.rec == nil {
+				delete(sh.m, d)
+				continue
+			}
+			if e.expires > now {
+				e.expires = now
+				sh.m[d] = e
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
 // Purge drops every cached record.
 func (s *Store) Purge() {
 	s.seq.Add(1)
@@ -410,7 +433,12 @@ func (s *Store) Run(ctx context.Context) error {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				s.Purge()
+				// Messages may have been missed while unsubscribed: every
+				// cached record is looked up again on its next use. They
+				// are marked due rather than dropped, so that a key in use
+				// keeps its stale-while-Redis-is-down fallback while the
+				// connection pool is still coming back.
+				s.MarkStale()
 				s.subscribed.Store(true)
 			}
 		case *redis.Message:

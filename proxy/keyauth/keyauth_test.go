@@ -58,91 +58,108 @@ func TestDigestMatchesContract(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	t.Parallel()
-	rdb, keys := testredis.New(t)
-	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	active := proxycfg.KeyRecord{ID: "k1", TenantID: "t1", PlanID: "p1", Status: proxycfg.KeyActive}
-	testredis.PutKey(t, rdb, keys, secret, "good", active)
-	testredis.PutKey(t, rdb, keys, secret, "revoked", proxycfg.KeyRecord{ID: "k2", Status: proxycfg.KeyRevoked})
-	// Records of every other status come back whole: the pipeline decides.
-	for _, r := range []proxycfg.KeyRecord{
-		{ID: "k3", Status: proxycfg.KeySuspended, SubscriptionID: "s1"},
-		{ID: "k4", Status: proxycfg.KeyCanceled, SubscriptionID: "s1"},
-		{ID: "k5", Status: proxycfg.KeyPastDue, SubscriptionID: "s1", GraceUntil: 1234, BillingURL: "https://b.test/s1"},
-		{ID: "k6", Status: "frozen"},
-		{ID: "k7", Status: proxycfg.KeyActive, ExpiresAt: 1},
-	} {
-		testredis.PutKey(t, rdb, keys, secret, r.ID, r)
-	}
-	tests := []struct {
-		name       string
-		key        string
-		wantID     string
-		wantStatus string
-	}{
-		{name: "active", key: "good", wantID: "k1", wantStatus: proxycfg.KeyActive},
-		{name: "revoked", key: "revoked"},
-		{name: "unknown", key: "nope"},
-		{name: "suspended", key: "k3", wantID: "k3", wantStatus: proxycfg.KeySuspended},
-		{name: "canceled", key: "k4", wantID: "k4", wantStatus: proxycfg.KeyCanceled},
-		{name: "past due", key: "k5", wantID: "k5", wantStatus: proxycfg.KeyPastDue},
-		{name: "unknown status", key: "k6", wantID: "k6", wantStatus: "frozen"},
-		{name: "expired", key: "k7", wantID: "k7", wantStatus: proxycfg.KeyActive},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for range 2 { // miss, then cache hit
-				rec, err := s.Lookup(ctx, []byte(tc.key))
-				if err != nil {
-					t.Fatal(err)
+	testredis.Each(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		active := proxycfg.KeyRecord{ID: "k1", TenantID: "t1", PlanID: "p1", Status: proxycfg.KeyActive}
+		testredis.PutKey(t, rdb, keys, secret, "good", active)
+		testredis.PutKey(t, rdb, keys, secret, "revoked", proxycfg.KeyRecord{ID: "k2", Status: proxycfg.KeyRevoked})
+		// Records of every other status come back whole: the pipeline decides.
+		for _, r := range []proxycfg.KeyRecord{
+			{ID: "k3", Status: proxycfg.KeySuspended, SubscriptionID: "s1"},
+			{ID: "k4", Status: proxycfg.KeyCanceled, SubscriptionID: "s1"},
+			{ID: "k5", Status: proxycfg.KeyPastDue, SubscriptionID: "s1", GraceUntil: 1234, BillingURL: "https://b.test/s1"},
+			{ID: "k6", Status: "frozen"},
+			{ID: "k7", Status: proxycfg.KeyActive, ExpiresAt: 1},
+		} {
+			testredis.PutKey(t, rdb, keys, secret, r.ID, r)
+		}
+		tests := []struct {
+			name       string
+			key        string
+			wantID     string
+			wantStatus string
+		}{
+			{name: "active", key: "good", wantID: "k1", wantStatus: proxycfg.KeyActive},
+			{name: "revoked", key: "revoked"},
+			{name: "unknown", key: "nope"},
+			{name: "suspended", key: "k3", wantID: "k3", wantStatus: proxycfg.KeySuspended},
+			{name: "canceled", key: "k4", wantID: "k4", wantStatus: proxycfg.KeyCanceled},
+			{name: "past due", key: "k5", wantID: "k5", wantStatus: proxycfg.KeyPastDue},
+			{name: "unknown status", key: "k6", wantID: "k6", wantStatus: "frozen"},
+			{name: "expired", key: "k7", wantID: "k7", wantStatus: proxycfg.KeyActive},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				for range 2 { // miss, then cache hit
+					rec, err := s.Lookup(ctx, []byte(tc.key))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := idOf(rec); got != tc.wantID {
+						t.Fatalf("Lookup(%q) id = %q, want %q", tc.key, got, tc.wantID)
+					}
+					if rec != nil && rec.Status != tc.wantStatus {
+						t.Fatalf("Lookup(%q) status = %q, want %q", tc.key, rec.Status, tc.wantStatus)
+					}
 				}
-				if got := idOf(rec); got != tc.wantID {
-					t.Fatalf("Lookup(%q) id = %q, want %q", tc.key, got, tc.wantID)
-				}
-				if rec != nil && rec.Status != tc.wantStatus {
-					t.Fatalf("Lookup(%q) status = %q, want %q", tc.key, rec.Status, tc.wantStatus)
-				}
-			}
-		})
-	}
-	if rec, _ := s.Lookup(ctx, []byte("k5")); rec.GraceUntil != 1234 || rec.BillingURL != "https://b.test/s1" || rec.SubscriptionID != "s1" {
-		t.Fatalf("past-due record lost fields: %+v", rec.KeyRecord)
-	}
+			})
+		}
+		if rec, _ := s.Lookup(ctx, []byte("k5")); rec.GraceUntil != 1234 || rec.BillingURL != "https://b.test/s1" || rec.SubscriptionID != "s1" {
+			t.Fatalf("past-due record lost fields: %+v", rec.KeyRecord)
+		}
 
-	// A changed record is served from cache until invalidated.
-	testredis.PutKey(t, rdb, keys, secret, "good", proxycfg.KeyRecord{ID: "k1", Status: proxycfg.KeyRevoked})
-	if rec, _ := s.Lookup(ctx, []byte("good")); idOf(rec) != "k1" {
-		t.Fatal("cache entry lost before invalidation")
-	}
-	s.Invalidate(proxycfg.Digest(secret, "good"))
-	if rec, _ := s.Lookup(ctx, []byte("good")); rec != nil {
-		t.Fatalf("revoked key still resolves after invalidation: %+v", rec)
-	}
+		// A changed record is served from cache until invalidated.
+		testredis.PutKey(t, rdb, keys, secret, "good", proxycfg.KeyRecord{ID: "k1", Status: proxycfg.KeyRevoked})
+		if rec, _ := s.Lookup(ctx, []byte("good")); idOf(rec) != "k1" {
+			t.Fatal("cache entry lost before invalidation")
+		}
+		s.Invalidate(proxycfg.Digest(secret, "good"))
+		if rec, _ := s.Lookup(ctx, []byte("good")); rec != nil {
+			t.Fatalf("revoked key still resolves after invalidation: %+v", rec)
+		}
+	})
 }
 
 func TestSubscriptionInvalidates(t *testing.T) {
 	t.Parallel()
-	rdb, keys := testredis.New(t)
-	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, s.Subscribed)
+	testredis.Each(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = s.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		waitFor(t, s.Subscribed)
 
-	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyActive})
-	if rec, _ := s.Lookup(ctx, []byte("k")); rec == nil {
-		t.Fatal("active key not found")
-	}
-	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyRevoked})
-	testredis.AnnounceKey(t, rdb, keys, secret, "k")
-	waitFor(t, func() bool { rec, _ := s.Lookup(ctx, []byte("k")); return rec == nil })
+		testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyActive})
+		if rec, _ := s.Lookup(ctx, []byte("k")); rec == nil {
+			t.Fatal("active key not found")
+		}
+		testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "id", TenantID: "t", Status: proxycfg.KeyRevoked})
+		testredis.AnnounceKey(t, rdb, keys, secret, "k")
+		waitFor(t, func() bool { rec, _ := s.Lookup(ctx, []byte("k")); return rec == nil })
+
+		// The subscription is cut on the server (a restart, a failover):
+		// the store subscribes again, and revokes reach it again.
+		if n := testredis.KillSubscriptions(t, rdb); n == 0 {
+			t.Fatal("no subscription to cut")
+		}
+		time.Sleep(time.Second) // noticed, resubscribed, cache purged
+		waitFor(t, s.Subscribed)
+		testredis.PutKey(t, rdb, keys, secret, "k2", proxycfg.KeyRecord{ID: "id2", TenantID: "t", Status: proxycfg.KeyActive})
+		if rec, _ := s.Lookup(ctx, []byte("k2")); rec == nil {
+			t.Fatal("active key not found after the subscription came back")
+		}
+		testredis.PutKey(t, rdb, keys, secret, "k2", proxycfg.KeyRecord{ID: "id2", TenantID: "t", Status: proxycfg.KeyRevoked})
+		testredis.AnnounceKey(t, rdb, keys, secret, "k2")
+		waitFor(t, func() bool { rec, _ := s.Lookup(ctx, []byte("k2")); return rec == nil })
+	})
 }
 
 func TestRecordSubject(t *testing.T) {
@@ -367,4 +384,36 @@ func aliases(b, src []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestMarkStaleKeepsFallback: after the key channel resubscribes (messages
+// may have been missed), cached records are looked up again, but while Redis
+// cannot answer yet a key in use is still served from its record, as in any
+// outage, instead of failing with 503.
+func TestMarkStaleKeepsFallback(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	s, err := New(Options{Redis: rdb, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("k-live")
+	s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: "live", Status: proxycfg.KeyActive}),
+		expires: time.Now().Add(time.Minute).UnixNano()}, s.seq.Load())
+	var unknown Digest
+	unknown[0] = 7
+	s.store(unknown, entry{expires: time.Now().Add(time.Minute).UnixNano()}, s.seq.Load())
+	s.MarkStale()
+	if _, ok := s.shards[unknown[0]%shardCount].m[unknown]; ok {
+		t.Fatal("a negative entry survived: a key created meanwhile would stay unknown")
+	}
+	rec, err := s.Lookup(context.Background(), key)
+	if err != nil || rec == nil || rec.ID != "live" {
+		t.Fatalf("Lookup after MarkStale with Redis down = %+v, %v; want the stale record", rec, err)
+	}
+	e := s.shards[s.Digest(key)[0]%shardCount].m[s.Digest(key)]
+	if e.expires > time.Now().UnixNano() {
+		t.Fatal("the record is still fresh: a revoke missed meanwhile would not be seen")
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,6 @@ type batch struct {
 type Meter struct {
 	opts    Options
 	shards  [shards]shard
-	next    atomic.Uint32
 	flushMu sync.Mutex // one flush at a time; guards queue, queued, seq
 	queue   []batch    // built, not yet sent, oldest first
 	queued  int        // rows in queue
@@ -153,7 +153,9 @@ func (m *Meter) Record(s *Sample) {
 		key: s.KeyID, plan: s.PlanID, class: class}
 	ms := float64(s.Latency) / float64(time.Millisecond)
 	b := proxycfg.LatencyBucket(ms)
-	sh := &m.shards[m.next.Add(1)%shards]
+	// A shard at random (the runtime's per-thread generator): no counter
+	// shared by every core to pick it.
+	sh := &m.shards[rand.Uint32N(shards)]
 	sh.mu.Lock()
 	r := sh.m[k]
 	if r == nil {

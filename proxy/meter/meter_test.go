@@ -32,58 +32,59 @@ func readStream(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) (ba
 
 func TestAggregatesAndFlushes(t *testing.T) {
 	t.Parallel()
-	rdb, keys := testredis.New(t)
-	m, err := New(Options{Redis: rdb, Keys: keys, WorkerID: "w1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for i := range 250 {
-				m.Record(&Sample{At: at, TenantID: "t", APIID: "a", KeyID: "k", ConsumerID: "c", PlanID: "p",
-					Status: 200 + 300*(i%2), BytesIn: 1, BytesOut: 10, Latency: time.Duration(g+1) * time.Millisecond})
-			}
-		})
-	}
-	wg.Wait()
-	m.Record(&Sample{At: at.Add(time.Minute), TenantID: "t", APIID: "a", Status: 404})
-	m.Record(&Sample{At: at, Status: 404}) // unrouted: not metered
-	if err := m.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Flush(context.Background()); err != nil { // nothing new: no entry
-		t.Fatal(err)
-	}
-	batches, rows := readStream(t, rdb, keys)
-	if len(batches) != 1 || batches[0] != "w1-1" {
-		t.Fatalf("batches %v", batches)
-	}
-	got := map[int]proxycfg.UsageRow{}
-	for _, r := range rows {
-		cur := got[r.StatusClass]
-		cur.Requests += r.Requests
-		cur.BytesOut += r.BytesOut
-		cur.Minute = r.Minute
-		for i, c := range r.Latency {
-			cur.Latency[i] += c
+	testredis.Each(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		m, err := New(Options{Redis: rdb, Keys: keys, WorkerID: "w1"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		got[r.StatusClass] = cur
-	}
-	if got[2].Requests != 500 || got[5].Requests != 500 || got[4].Requests != 1 || got[2].BytesOut != 5000 {
-		t.Fatalf("rows %+v", got)
-	}
-	if got[2].Minute != at.Unix()-30 {
-		t.Fatalf("minute %d", got[2].Minute)
-	}
-	// Latencies 1..4 ms fall in the buckets (0,1], (1,2], (2,5].
-	if h := got[2].Latency; h[0] != 125 || h[1] != 125 || h[2] != 250 {
-		t.Fatalf("histogram %v", h)
-	}
-	if m.Sent() != 1001 {
-		t.Fatalf("sent %d", m.Sent())
-	}
+		at := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 250 {
+					m.Record(&Sample{At: at, TenantID: "t", APIID: "a", KeyID: "k", ConsumerID: "c", PlanID: "p",
+						Status: 200 + 300*(i%2), BytesIn: 1, BytesOut: 10, Latency: time.Duration(g+1) * time.Millisecond})
+				}
+			})
+		}
+		wg.Wait()
+		m.Record(&Sample{At: at.Add(time.Minute), TenantID: "t", APIID: "a", Status: 404})
+		m.Record(&Sample{At: at, Status: 404}) // unrouted: not metered
+		if err := m.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Flush(context.Background()); err != nil { // nothing new: no entry
+			t.Fatal(err)
+		}
+		batches, rows := readStream(t, rdb, keys)
+		if len(batches) != 1 || batches[0] != "w1-1" {
+			t.Fatalf("batches %v", batches)
+		}
+		got := map[int]proxycfg.UsageRow{}
+		for _, r := range rows {
+			cur := got[r.StatusClass]
+			cur.Requests += r.Requests
+			cur.BytesOut += r.BytesOut
+			cur.Minute = r.Minute
+			for i, c := range r.Latency {
+				cur.Latency[i] += c
+			}
+			got[r.StatusClass] = cur
+		}
+		if got[2].Requests != 500 || got[5].Requests != 500 || got[4].Requests != 1 || got[2].BytesOut != 5000 {
+			t.Fatalf("rows %+v", got)
+		}
+		if got[2].Minute != at.Unix()-30 {
+			t.Fatalf("minute %d", got[2].Minute)
+		}
+		// Latencies 1..4 ms fall in the buckets (0,1], (1,2], (2,5].
+		if h := got[2].Latency; h[0] != 125 || h[1] != 125 || h[2] != 250 {
+			t.Fatalf("histogram %v", h)
+		}
+		if m.Sent() != 1001 {
+			t.Fatalf("sent %d", m.Sent())
+		}
+	})
 }
 
 func TestKeepsBatchesWhileRedisFails(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Namespace prefixes every metric of the worker.
@@ -134,14 +135,15 @@ func (m *Metrics) Handler() http.Handler {
 
 // APIMetrics are the pre-resolved per-request metrics of one API.
 type APIMetrics struct {
-	classes [6]prometheus.Counter // index status/100; 0 for out of range
-	latency prometheus.Observer
+	classes     [6]prometheus.Counter // index status/100; 0 for out of range
+	latency     prometheus.Observer
+	tenant, api string
 }
 
 // API resolves the per-request metrics of one API of a tenant. Call it when
 // compiling a config, not per request.
 func (m *Metrics) API(tenant, api string) *APIMetrics {
-	a := &APIMetrics{latency: m.latency.WithLabelValues(tenant, api)}
+	a := &APIMetrics{latency: m.latency.WithLabelValues(tenant, api), tenant: tenant, api: api}
 	for c := 1; c <= 5; c++ {
 		a.classes[c] = m.requests.WithLabelValues(tenant, api, strconv.Itoa(c)+"xx")
 	}
@@ -222,6 +224,58 @@ func (u *UpstreamMetrics) Error(kind int) {
 	default:
 		u.eo.Inc()
 	}
+}
+
+// Retain drops the series of APIs and upstreams that are not in the lists
+// (those of a config no longer served, or of one that failed to build), so
+// that a worker's series follow its live config rather than every config it
+// ever saw. Unrouted requests (API("", "")) are always kept. Call it after
+// a config swap, with the live config's metrics; a Metrics shared by
+// several workers must not be pruned by one of them.
+func (m *Metrics) Retain(apis []*APIMetrics, upstreams []*UpstreamMetrics) {
+	liveAPI := map[[2]string]bool{{"", ""}: true}
+	for _, a := range apis {
+		if a != nil {
+			liveAPI[[2]string{a.tenant, a.api}] = true
+		}
+	}
+	liveUp := map[[2]string]bool{}
+	for _, u := range upstreams {
+		if u != nil {
+			liveUp[[2]string{u.tenant, u.upstream}] = true
+		}
+	}
+	prune := func(vec *prometheus.MetricVec, a, b string, live map[[2]string]bool) {
+		ch := make(chan prometheus.Metric, 64)
+		go func() { vec.Collect(ch); close(ch) }()
+		var dead [][2]string
+		for metric := range ch {
+			var pb dto.Metric
+			if metric.Write(&pb) != nil {
+				continue
+			}
+			var k [2]string
+			for _, l := range pb.GetLabel() {
+				switch l.GetName() {
+				case a:
+					k[0] = l.GetValue()
+				case b:
+					k[1] = l.GetValue()
+				}
+			}
+			if !live[k] {
+				dead = append(dead, k)
+			}
+		}
+		for _, k := range dead {
+			vec.DeletePartialMatch(prometheus.Labels{a: k[0], b: k[1]})
+		}
+	}
+	prune(m.requests.MetricVec, "tenant", "api", liveAPI)
+	prune(m.latency.MetricVec, "tenant", "api", liveAPI)
+	prune(m.retries.MetricVec, "tenant", "upstream", liveUp)
+	prune(m.upstreamE.MetricVec, "tenant", "upstream", liveUp)
+	prune(m.ejections.MetricVec, "tenant", "upstream", liveUp)
 }
 
 // Shed counts a request refused at the concurrency cap.

@@ -48,45 +48,15 @@ type Request struct {
 	APIKey []byte
 	// Method is the request method (for JWT route scopes).
 	Method []byte
-	// ClientIP is the client's address (consistent hashing on client_ip).
+	// ClientIP is the client's address in a stable form (binary is fine):
+	// it is only hashed (consistent hashing on client_ip).
 	ClientIP []byte
 	// Headers reads other headers and cookies (consistent hashing); nil
 	// means none.
 	Headers HeaderReader
-}
-
-// Decision is the pipeline's answer. Problem non-nil means answer with it;
-// otherwise forward to Target.
-type Decision struct {
-	// Problem is the error answer, nil to forward.
-	Problem *problem.Problem
-	// API is the routed API (nil when not found).
-	API *API
-	// Target is the chosen target when forwarding.
-	Target *Target
-	// Upstream is the API's upstream; Member is Target's index in it.
-	// Report the exchange's outcome with Done (or Repick to retry).
-	Upstream *Upstream
-	Member   int
-	// Key is the caller's key record (nil for auth "none", and for a key
-	// refused as unknown or expired). A key refused for its status
-	// (suspended, canceled, payment required) or its plan is set.
-	Key *proxycfg.KeyRecord
-	// Plan is the key's plan (nil for auth "none").
-	Plan *Plan
-	// Rate is the rate-limit decision; meaningful when Limited.
-	Rate ratelimit.Decision
-	// Throttle is what the rate limit, quota and concurrency limit decided
-	// (throttle.go); the engine releases Throttle.Slot when done.
-	Throttle Throttle
-	// Limited reports that a rate limit applied and RateLimit headers
-	// should be sent (on success and on 429).
-	Limited bool
-	// KeyInAuthorization reports that the key came from Authorization,
-	// which then must not be forwarded. X-API-Key is never forwarded.
-	KeyInAuthorization bool
-	// Allow is the Allow header value of a 405 (routes.go); read-only.
-	Allow []byte
+	// Now is when the request arrived, the time keys' expiry and limits
+	// are checked at; zero means time.Now().
+	Now time.Time
 }
 
 // Decide runs the pipeline for req against rt and fills d (reset first).
@@ -106,16 +76,20 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 		d.Problem = pr
 		return
 	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	switch api.Config.Auth {
 	case proxycfg.AuthNone:
 		if api.Config.RateLimit.Requests > 0 {
-			if pr := p.throttle(ctx, api, nil, nil, d, time.Now()); pr != nil {
+			if pr := p.throttle(ctx, api, nil, nil, d, now); pr != nil {
 				d.Problem = pr
 				return
 			}
 		}
 	case proxycfg.AuthKey, proxycfg.AuthJWT:
-		if pr := p.authorize(ctx, api, req, d); pr != nil {
+		if pr := p.authorize(ctx, api, req, d, now); pr != nil {
 			d.Problem = pr
 			return
 		}
@@ -131,8 +105,7 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 	api.Upstream.Budget.Request()
 }
 
-func (p *Pipeline) authorize(ctx context.Context, api *API, req *Request, d *Decision) *problem.Problem {
-	now := time.Now()
+func (p *Pipeline) authorize(ctx context.Context, api *API, req *Request, d *Decision, now time.Time) *problem.Problem {
 	rec, pr := p.credential(ctx, api, req, d, now)
 	if pr != nil {
 		return pr

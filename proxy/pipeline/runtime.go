@@ -1,11 +1,3 @@
-// Package pipeline is the engine-independent request pipeline of the proxy:
-// tenant by host, API by longest base path, credential, key record, plan
-// access, rate limit and target choice. It works on plain bytes and returns a
-// Decision, so that any HTTP engine (fasthttp today, net/http for HTTP/2 and
-// TLS later) can serve traffic over the same logic.
-//
-// A Runtime is the compiled, immutable form of one snapshot; it is built in
-// full and then swapped in, never mutated.
 package pipeline
 
 import (
@@ -28,7 +20,8 @@ import (
 // DefaultTimeout bounds an upstream exchange of an API without TimeoutMS.
 const DefaultTimeout = 30 * time.Second
 
-// Runtime is one snapshot compiled for serving.
+// Runtime is one snapshot compiled for serving. It is never mutated after
+// Build returns it.
 type Runtime struct {
 	// Generation is the snapshot's generation.
 	Generation int64
@@ -38,11 +31,17 @@ type Runtime struct {
 	DigestVersion int
 	routes        *router.Table[*API]
 	upstreams     []health.Upstream
-	targets       []*Target
 	pools         []*Upstream
+	apiMetrics    []*metrics.APIMetrics
+	endpoints     []Endpoint
+	stats         map[targetKey]*balance.Stats // the balancers' counters, by target
 	bodyLimits    bool
 	issuers       []string // JWT issuers of the APIs, exact URLs
 }
+
+// targetKey names a target across runtimes: the same URL in the same
+// upstream of the same tenant is the same target.
+type targetKey struct{ tenant, upstream, url string }
 
 // API is one API as the pipeline serves it.
 type API struct {
@@ -59,10 +58,6 @@ type API struct {
 	// ConnectTimeout bounds connecting to a target (0: engine default);
 	// ReadTimeout bounds reading the response (0: Timeout only).
 	ConnectTimeout, ReadTimeout time.Duration
-	// Handles are the engine's transports to Targets (same index) with
-	// this API's timeouts, set by BuildOptions.AttachAPI; nil means use
-	// each Target's Handle.
-	Handles []any
 	// MaxBodyBytes caps the request body (0: engine default).
 	MaxBodyBytes int64
 	// BaseSegments is the number of segments of the base path: the engine
@@ -70,11 +65,12 @@ type API struct {
 	// that many segments when Config.StripBasePath (router.StripSegments).
 	BaseSegments int
 	// Metrics are the API's per-request metrics (nil without metrics).
-	Metrics *metrics.APIMetrics
-	plans   map[string]*Plan
-	jwt     *jwtAuth
-	limits  limits
-	routes  *router.Routes // nil: every method and path
+	Metrics   *metrics.APIMetrics
+	plans     map[string]*Plan
+	jwt       *jwtAuth
+	limits    limits
+	routes    *router.Routes // nil: every method and path
+	endpoints []int          // Runtime.endpoints index per target (Targets' order)
 }
 
 // Target is one upstream target.
@@ -90,9 +86,6 @@ type Target struct {
 	// Path is the target URL's path without trailing slash, prefixed to
 	// every forwarded path ("" for none).
 	Path string
-	// Handle is the engine's transport for this target, set by
-	// BuildOptions.Attach.
-	Handle any
 }
 
 // Plan is one plan as the pipeline enforces it.
@@ -116,7 +109,9 @@ func (p *Plan) Allows(apiID string) bool {
 	return ok
 }
 
-// BuildOptions are the worker's parts a Runtime is wired to.
+// BuildOptions are the worker's parts a Runtime is wired to. Build only
+// reads them (and get-or-creates in their registries: health flags, metric
+// series, JWT issuers, which the worker prunes after each swap).
 type BuildOptions struct {
 	// Domain serves tenants at <slug>.<Domain>.
 	Domain string
@@ -124,31 +119,40 @@ type BuildOptions struct {
 	Logger *slog.Logger
 	// Health supplies the targets' health state; nil means always healthy.
 	Health *health.Checker
-	// Attach, if set, is called for every target to set its Handle.
-	Attach func(*Target)
-	// AttachAPI, if set, is called for every API with its own connect or
-	// read timeout, to set its Handles.
-	AttachAPI func(*API)
 	// JWT verifies tokens of APIs with auth "jwt"; nil refuses them (401).
 	JWT *jwtauth.Verifier
 	// Metrics, if set, resolves per-API and per-upstream metrics.
 	Metrics *metrics.Metrics
-	// Stats, if set, returns the balancer counters of a target (by
-	// upstream key and URL) to carry over from the previous config, so
-	// that ejections and latency averages survive reloads.
-	Stats func(upstreamKey, url string) *balance.Stats
+	// Previous is the runtime this one replaces, nil for the first. Its
+	// targets' balancer counters (in flight, latency, ejections) are
+	// shared with the new runtime's targets of the same tenant, upstream
+	// and URL, so that ejections and latency averages survive reloads.
+	// It is only read.
+	Previous *Runtime
 }
 
-// Build compiles a validated snapshot. It does not start anything; after the
-// swap the caller syncs the health checker with HealthUpstreams.
+// Build compiles a validated snapshot. It starts nothing and changes no
+// live state: a failed build leaves nothing behind. After the swap the
+// caller syncs the health checker with HealthUpstreams.
 func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 	if err := snap.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid snapshot: %w", err)
 	}
-	rt := &Runtime{Generation: snap.Generation, CompiledAt: snap.CompiledAt, DigestVersion: snap.DigestVersion}
+	rt := &Runtime{Generation: snap.Generation, CompiledAt: snap.CompiledAt, DigestVersion: snap.DigestVersion,
+		stats: map[targetKey]*balance.Stats{}}
 	var epoch *atomic.Uint64
 	if opts.Health != nil {
 		epoch = opts.Health.Epoch()
+	}
+	endpoints := map[Endpoint]int{}
+	endpoint := func(e Endpoint) int {
+		i, ok := endpoints[e]
+		if !ok {
+			i = len(rt.endpoints)
+			endpoints[e] = i
+			rt.endpoints = append(rt.endpoints, e)
+		}
+		return i
 	}
 	tenants := make([]router.Tenant[*API], 0, len(snap.Tenants))
 	for ti := range snap.Tenants {
@@ -173,19 +177,12 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 				if err != nil {
 					return nil, fmt.Errorf("tenant %q upstream %q: %w", tn.Slug, u.ID, err)
 				}
-				if opts.Attach != nil {
-					opts.Attach(t)
-				}
-				m := balance.Member{Weight: tg.Weight}
-				if opts.Stats != nil {
-					m.Stats = opts.Stats(key, tg.URL)
-				}
+				m := balance.Member{Weight: tg.Weight, Stats: rt.targetStats(opts.Previous, targetKey{tn.ID, u.ID, tg.URL})}
 				if opts.Health != nil {
 					m.Up = opts.Health.State(key, tg.URL)
 				}
 				members = append(members, m)
 				targets = append(targets, t)
-				rt.targets = append(rt.targets, t)
 				hu.Targets = append(hu.Targets, tg.URL)
 			}
 			rt.upstreams = append(rt.upstreams, hu)
@@ -232,10 +229,13 @@ func Build(snap *proxycfg.Snapshot, opts BuildOptions) (*Runtime, error) {
 			}
 			if opts.Metrics != nil {
 				api.Metrics = opts.Metrics.API(tn.Slug, a.Slug)
+				rt.apiMetrics = append(rt.apiMetrics, api.Metrics)
 			}
 			rt.bodyLimits = rt.bodyLimits || a.MaxBodyBytes > 0
-			if opts.AttachAPI != nil && (api.ConnectTimeout > 0 || api.ReadTimeout > 0) {
-				opts.AttachAPI(api)
+			api.endpoints = make([]int, len(p.Targets))
+			for i, t := range p.Targets {
+				api.endpoints[i] = endpoint(Endpoint{Scheme: t.Scheme, Host: t.Host,
+					ConnectTimeout: api.ConnectTimeout, ReadTimeout: api.ReadTimeout})
 			}
 			if a.Auth == proxycfg.AuthJWT && a.JWT != nil && opts.JWT != nil {
 				j, err := newJWTAuth(opts.JWT, tn.ID, a.JWT)
@@ -313,9 +313,27 @@ func (rt *Runtime) WarmJWT(ctx context.Context) {
 // (Verifier.Prune).
 func (rt *Runtime) JWTIssuers() []string { return rt.issuers }
 
-// EachTarget calls fn for every target of every API's upstream.
-func (rt *Runtime) EachTarget(fn func(*Target)) {
-	for _, t := range rt.targets {
-		fn(t)
+// targetStats returns the balancer counters of target k: the previous
+// runtime's when it had the target, else new ones.
+func (rt *Runtime) targetStats(prev *Runtime, k targetKey) *balance.Stats {
+	if s := rt.stats[k]; s != nil {
+		return s // the same URL twice in one upstream
 	}
+	var s *balance.Stats
+	if prev != nil {
+		s = prev.stats[k]
+	}
+	if s == nil {
+		s = new(balance.Stats)
+	}
+	rt.stats[k] = s
+	return s
 }
+
+// Endpoints lists the distinct ways of reaching the runtime's targets (see
+// Endpoint); Decision.Endpoint indexes it.
+func (rt *Runtime) Endpoints() []Endpoint { return rt.endpoints }
+
+// APIMetrics lists the metrics the runtime's APIs count into, so that the
+// series of APIs no longer served can be pruned (metrics.Metrics.Retain).
+func (rt *Runtime) APIMetrics() []*metrics.APIMetrics { return rt.apiMetrics }

@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
-
 	"github.com/tollgate/tollgate/proxy/balance"
 	"github.com/tollgate/tollgate/proxy/metrics"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
@@ -73,61 +71,5 @@ func (u *Upstream) pick(req *Request, d *Decision, exclude uint64) bool {
 	}
 	d.Member = i
 	d.Target = u.Targets[i]
-	return true
-}
-
-// Done reports the outcome of the exchange with d's target; every picked
-// target must be reported exactly once.
-func (d *Decision) Done(r balance.Result) {
-	if d.Upstream == nil || d.Target == nil {
-		return
-	}
-	d.Upstream.Pool.Done(d.Member, r)
-}
-
-// idempotentMethods may be retried on another target (RFC 9110 9.2.2).
-var idempotentMethods = [][]byte{
-	[]byte("GET"), []byte("HEAD"), []byte("OPTIONS"), []byte("PUT"), []byte("DELETE"), []byte("TRACE"),
-}
-
-// Retryable reports whether a request may be retried at all: the upstream
-// retries, and the method is idempotent or the client sent an
-// Idempotency-Key.
-func Retryable(u *Upstream, method []byte, hasIdempotencyKey bool) bool {
-	if u == nil || u.Retry.Attempts <= 0 {
-		return false
-	}
-	if hasIdempotencyKey {
-		return true
-	}
-	for _, m := range idempotentMethods {
-		if bytes.Equal(m, method) {
-			return true
-		}
-	}
-	return false
-}
-
-// Repick ends the exchange with d's current target (reporting r), and, if a
-// retry is within the budget and another target is available, picks it. It
-// reports whether d now holds a new target to retry on; when it reports
-// false, d keeps the old target, whose exchange is already reported. tried
-// accumulates the members tried so far.
-func (d *Decision) Repick(req *Request, r balance.Result, tried *uint64) bool {
-	u := d.Upstream
-	d.Done(r)
-	if d.Member < 64 {
-		*tried |= 1 << uint(d.Member)
-	}
-	if !u.Budget.Retry() {
-		u.Metrics.Retry(false)
-		return false
-	}
-	old, oldMember := d.Target, d.Member
-	if !u.pick(req, d, *tried) {
-		d.Target, d.Member = old, oldMember
-		return false
-	}
-	u.Metrics.Retry(true)
 	return true
 }

@@ -6,37 +6,73 @@ import (
 	"time"
 )
 
-// Live target health crosses from the workers to the control plane as one
-// Redis hash per tenant (Keys.TargetHealth). Every worker writes its own
-// view of every target it serves:
+// Live target health crosses from the workers to the control plane in two
+// kinds of Redis keys:
 //
-//   - field: TargetHealthField(upstreamID, targetURL, workerID), that is
+//   - one hash per tenant (Keys.TargetHealth), in which every worker keeps
+//     its own view of every target of the tenant it serves: field
+//     TargetHealthField(upstreamID, targetURL, workerID), that is
 //     "<upstreamID>|<targetURL>|<workerID>" (upstream ids and worker ids
 //     contain no "|"; the target URL is everything between the first and
-//     the last "|");
-//   - value: the JSON of a TargetHealthReport.
+//     the last "|"), value the JSON of a TargetHealthReport;
+//   - one heartbeat per worker (Keys.TargetHealthBeat), the JSON of a
+//     TargetHealthBeat that expires three heartbeats after it was written.
 //
-// A worker rewrites its fields every TargetHealthInterval and as soon as a
-// target's state changes, and then refreshes the key's TTL to
-// TargetHealthTTL, so the hash disappears once no worker of the tenant
-// reports. Redis (before 7.4) has no per-field TTL: a field whose
-// CheckedAt is older than TargetHealthTTL is a dead (or gone) worker's
-// view, which readers ignore and may delete. A worker deletes its fields
-// of targets it no longer serves, and all of its fields when it stops.
+// A worker writes a target's field when it starts serving the target and
+// as soon as the target's state changes (healthy, ejected, probed for the
+// first time; a new error text of a failing target waits for the next
+// heartbeat), not on a timer: with nothing changing, a worker writes its
+// heartbeat and nothing else, whatever the number of targets. A live heartbeat vouches for all of its
+// worker's fields. Besides, a worker rewrites its whole view every
+// TargetHealthRefresh, which also refreshes each hash's TTL
+// (TargetHealthTTL), and at once when it finds its heartbeat gone (Redis
+// lost its data). It deletes its fields of targets it no longer serves,
+// and all of its fields and its heartbeat when it stops.
+//
+// A reader takes a field as current while its worker's heartbeat lives,
+// or while the report's CheckedAt is younger than TargetHealthStale (a
+// worker from before the heartbeat rewrote every field every 2 s). Any
+// other field is a dead (or gone) worker's view, which readers ignore and
+// may delete. Redis (before 7.4) has no per-field TTL: the hash itself
+// expires only once no worker of the tenant refreshes it.
 
 // Defaults of target health reporting.
 const (
-	// TargetHealthInterval is how often a worker rewrites its view.
-	TargetHealthInterval = 2 * time.Second
-	// TargetHealthTTL is how long a report stays valid: the key's TTL
-	// and the age past which a field is stale.
-	TargetHealthTTL = 10 * time.Second
+	// TargetHealthHeartbeat is how often a worker writes its heartbeat.
+	TargetHealthHeartbeat = 30 * time.Second
+	// TargetHealthStale is three heartbeats: a heartbeat's TTL, and the
+	// age past which a report without a live heartbeat is stale.
+	TargetHealthStale = 3 * TargetHealthHeartbeat
+	// TargetHealthRefresh is how often a worker rewrites its whole view
+	// even though nothing changed.
+	TargetHealthRefresh = 20 * time.Minute
+	// TargetHealthTTL is the TTL of a tenant's hash, refreshed by every
+	// write to it; longer than TargetHealthRefresh, so that a hash lives
+	// while a worker serves the tenant.
+	TargetHealthTTL = time.Hour
 )
 
 // TargetHealth is the Redis hash of a tenant's live target health, one
 // field per (upstream, target, worker).
 func (k Keys) TargetHealth(tenantID string) string {
 	return k.Prefix + "tollgate:health:" + tenantID
+}
+
+// TargetHealthBeat is the key of a worker's target health heartbeat. The
+// hash tag puts every worker's heartbeat in one Cluster slot, so that a
+// reader fetches those of a tenant's workers with one MGET.
+func (k Keys) TargetHealthBeat(workerID string) string {
+	return k.Prefix + "{tollgate:health:beat}:" + workerID
+}
+
+// TargetHealthBeat is a worker's heartbeat: its fields in the
+// TargetHealth hashes are current while the key lives.
+type TargetHealthBeat struct {
+	// At is when the worker wrote it (its clock).
+	At time.Time `json:"at"`
+	// IntervalMS is the worker's heartbeat period; the key expires after
+	// three of them.
+	IntervalMS int64 `json:"interval_ms"`
 }
 
 // TargetHealthReport is one worker's view of one target.
@@ -47,12 +83,13 @@ type TargetHealthReport struct {
 	// Ejected reports that passive outlier detection took the target out
 	// of rotation on this worker.
 	Ejected bool `json:"ejected"`
-	// LastCheck is when the last active probe ended (zero: never probed,
-	// e.g. no active check configured).
+	// LastCheck is when the last active probe before the report was
+	// written ended (zero: never probed, e.g. no active check configured).
 	LastCheck time.Time `json:"last_check,omitzero"`
 	// LastError is why the last failing probe failed; "" after a success.
 	LastError string `json:"last_error,omitempty"`
-	// CheckedAt is when the worker wrote this report (its clock).
+	// CheckedAt is when the worker wrote this report (its clock). A reader
+	// may move it to the worker's last heartbeat, which vouches for it.
 	CheckedAt time.Time `json:"checked_at"`
 }
 

@@ -1,6 +1,9 @@
 package proxycfg
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestTargetHealthField(t *testing.T) {
 	t.Parallel()
@@ -37,5 +40,19 @@ func TestTargetHealthField(t *testing.T) {
 	}
 	if k := (Keys{Prefix: "p:"}).TargetHealth("t1"); k != "p:tollgate:health:t1" {
 		t.Fatalf("TargetHealth key %q", k)
+	}
+}
+
+func TestTargetHealthBeatKeysShareASlot(t *testing.T) {
+	t.Parallel()
+	k := Keys{Prefix: "p:"}
+	a, b := k.TargetHealthBeat("w1"), k.TargetHealthBeat("w2")
+	tag := func(key string) string {
+		open := strings.IndexByte(key, '{')
+		end := strings.IndexByte(key[open+1:], '}')
+		return key[open+1 : open+1+end]
+	}
+	if a != "p:{tollgate:health:beat}:w1" || tag(a) != tag(b) || tag(a) == "" {
+		t.Fatalf("beat keys %q and %q, want one hash tag", a, b)
 	}
 }

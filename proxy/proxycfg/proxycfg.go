@@ -323,6 +323,18 @@ func Digest(secret []byte, key string) string {
 
 // Keys names the Redis keys and channels of the contract. Prefix separates
 // deployments (and tests) sharing one Redis; it is empty in production.
+//
+// On a Redis Cluster, keys that one script, transaction or multi-key
+// command touches must share a hash slot, so they share a hash tag ({…}):
+// a limit subject's rate-limit window, burst and counter keys and its
+// concurrency set (RateLimit, "{tollgate:rl:<subject>}") with its quota
+// counters (Quota), and every worker's health heartbeat
+// (TargetHealthBeat, read with one MGET). Every other key is used alone
+// (the snapshot pointer and snapshots, key records, the usage stream, the
+// worker registry, a tenant's health hash), so it needs no tag, and the
+// channels are classic pub/sub, which a Cluster delivers on every node. A
+// Prefix holding a {…} of its own would put every key in one slot: it
+// still works, on one node.
 type Keys struct {
 	Prefix string
 }

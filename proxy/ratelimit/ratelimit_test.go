@@ -15,30 +15,31 @@ import (
 
 func TestRedisExactAcrossLimiters(t *testing.T) {
 	t.Parallel()
-	rdb, keys := testredis.New(t)
-	// Two limiters stand for two workers sharing Redis.
-	limiters := []Limiter{NewRedis(rdb, keys, nil, nil), NewRedis(rdb, keys, nil, nil)}
-	rl := proxycfg.RateLimit{Requests: 7, PerSeconds: 60}
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	for i := range 40 {
-		wg.Go(func() {
-			d, err := limiters[i%2].Allow(context.Background(), "sub", rl, time.Now())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if d.Allowed {
-				allowed.Add(1)
-			} else if d.RetryAfter < time.Second || d.Remaining != 0 {
-				t.Errorf("refused decision %+v", d)
-			}
-		})
-	}
-	wg.Wait()
-	if got := allowed.Load(); got != rl.Requests {
-		t.Fatalf("allowed %d, want exactly %d", got, rl.Requests)
-	}
+	testredis.Each(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		// Two limiters stand for two workers sharing Redis.
+		limiters := []Limiter{NewRedis(rdb, keys, nil, nil), NewRedis(rdb, keys, nil, nil)}
+		rl := proxycfg.RateLimit{Requests: 7, PerSeconds: 60}
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				d, err := limiters[i%2].Allow(context.Background(), "sub", rl, time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					allowed.Add(1)
+				} else if d.RetryAfter < time.Second || d.Remaining != 0 {
+					t.Errorf("refused decision %+v", d)
+				}
+			})
+		}
+		wg.Wait()
+		if got := allowed.Load(); got != rl.Requests {
+			t.Fatalf("allowed %d, want exactly %d", got, rl.Requests)
+		}
+	})
 }
 
 func TestDecisions(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/internal/testredis"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/proxy/worker/engine"
 )
 
 // digest is what a digestBackend answers: the body it read.
@@ -263,7 +264,7 @@ func TestBodyLimits(t *testing.T) {
 				got = r.rawChunked(t, tc.path, tc.size)
 			case tc.truncated:
 				got = r.rawTruncated(t, tc.path, tc.size)
-				wantProblem(t, got, problemBadBody)
+				wantProblem(t, got, engine.ProblemBadBody)
 				return
 			default:
 				body := newPatternBody(int64(tc.size), 0, nil)
@@ -280,7 +281,7 @@ func TestBodyLimits(t *testing.T) {
 				}
 				return
 			}
-			wantProblem(t, got, problemTooLarge)
+			wantProblem(t, got, engine.ProblemTooLarge)
 		})
 	}
 }
@@ -372,7 +373,7 @@ func TestRetriesWithBodies(t *testing.T) {
 		{name: "small chunked PUT", method: http.MethodPut, size: 10 << 10, retried: true},
 		{name: "small POST with Idempotency-Key", method: http.MethodPost, hdr: map[string]string{"Idempotency-Key": "k"},
 			size: 60 << 10, declared: true, retried: true},
-		{name: "large PUT streamed", method: http.MethodPut, size: retryBufferBytes + 1, declared: true},
+		{name: "large PUT streamed", method: http.MethodPut, size: engine.RetryBufferBytes + 1, declared: true},
 		{name: "large chunked PUT streamed", method: http.MethodPut, size: 1 << 20},
 	}
 	for _, tc := range tests {

@@ -33,7 +33,7 @@ func (w *Worker) healthReports(yield func(health.TargetReport)) {
 	if rt == nil {
 		return
 	}
-	for _, u := range rt.Upstreams() {
+	for _, u := range rt.pipe.Upstreams() {
 		key := u.TenantID + "/" + u.ID
 		for i, t := range u.Targets {
 			st, ok := w.health.Status(key, t.URL)

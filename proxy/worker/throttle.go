@@ -3,14 +3,10 @@ package worker
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
-
 	"github.com/tollgate/tollgate/proxy/meter"
 	"github.com/tollgate/tollgate/proxy/metrics"
-	"github.com/tollgate/tollgate/proxy/pipeline"
 	"github.com/tollgate/tollgate/proxy/ratelimit"
 )
 
@@ -101,19 +97,4 @@ func (w *Worker) FlushUsage(ctx context.Context) error {
 		return nil
 	}
 	return w.thr.meter.Flush(ctx)
-}
-
-// endRequest releases the request's concurrency slot and meters it;
-// bytesIn counts the body bytes read (streamed ones included).
-func (w *Worker) endRequest(ctx *fasthttp.RequestCtx, d *pipeline.Decision, status int, start time.Time, elapsed time.Duration, bytesIn int64) {
-	d.Throttle.Slot.Release()
-	if w.thr.meter == nil || d.API == nil {
-		return
-	}
-	s := meter.Sample{At: start, TenantID: d.API.TenantID, APIID: d.API.Config.ID, Status: status,
-		BytesIn: bytesIn, BytesOut: int64(max(responseBodyLen(&ctx.Response), 0)), Latency: elapsed}
-	if k := d.Key; k != nil {
-		s.KeyID, s.ConsumerID, s.PlanID = k.ID, k.ConsumerID, k.PlanID
-	}
-	w.thr.meter.Record(&s)
 }

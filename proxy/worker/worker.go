@@ -1,19 +1,41 @@
 // Package worker is a Tollgate data-plane worker: it wires config sync (with
-// a last-good snapshot on disk), key and JWT auth, rate limiting, balancing
-// with passive and active health, retries and metrics into the pipeline, and
-// serves traffic with fasthttp, forwarding over keep-alive HostClients.
+// a last-good snapshot on disk), key and JWT auth, rate limiting, quotas,
+// balancing with passive and active health, retries, metering and metrics
+// into the pipeline (proxy/pipeline), and serves traffic with the engine
+// (proxy/worker/engine) over fasthttp.
+//
+// Files, by concern:
+//
+//   - worker.go: Options, New and Serve: the worker's lifecycle (listeners,
+//     background loops, graceful shutdown) and its admin port (/healthz,
+//     /readyz, /metrics, and /debug/pprof/ when Options.Pprof is set).
+//   - runtime.go: provisioning. A snapshot is built into a runtime (the
+//     pipeline's compiled config plus the engine's upstream clients for
+//     it) without touching live state, swapped in whole, and the runtime
+//     it replaces is retired (clients it alone held are closed, metrics
+//     and health checks follow the live config).
+//   - handler.go: HandleFastHTTP, one request's way through: read it,
+//     decide (pipeline), forward or answer a problem (engine), observe.
+//   - observe.go: what is recorded of every answered request: metrics,
+//     usage metering, the access log entry; request ids and trace context.
+//   - throttle.go: the rate limiters, quotas, concurrency limits and the
+//     meter, and their background loops.
+//   - accesslog.go, healthreport.go: the access log writer and the target
+//     health reports to Redis.
 //
 // Protocols: HTTP/1.1 on the traffic port (fasthttp), with WebSocket
-// upgrades spliced to the target and event streams flushed as they arrive
-// (stream.go), and request bodies streamed to the target under the API's
-// size limit (body.go); HTTP/2 over TLS with per-domain certificates reloaded from
-// disk, and cleartext h2c, on optional net/http front listeners that run the
-// same handler (front.go). Admin port: /healthz, /readyz and /metrics.
+// upgrades spliced to http and https targets and responses streamed when
+// the response says so (engine/stream.go), and request bodies streamed to
+// the target under the API's size limit (engine/body.go); HTTP/2 over TLS
+// with per-domain certificates reloaded from disk, and cleartext h2c, on
+// optional net/http front listeners that run the same handler (front.go,
+// engine/front.go).
 package worker
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -21,8 +43,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +52,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
-	"github.com/tollgate/tollgate/proxy/balance"
 	"github.com/tollgate/tollgate/proxy/configsync"
 	"github.com/tollgate/tollgate/proxy/health"
 	"github.com/tollgate/tollgate/proxy/jwtauth"
@@ -41,6 +62,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/pipeline"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/tlsstore"
+	"github.com/tollgate/tollgate/proxy/worker/engine"
 )
 
 // Defaults of Options.
@@ -145,6 +167,15 @@ type Options struct {
 	// beyond it the key gets 503. 0 means 15 minutes, negative means not
 	// at all.
 	KeyMaxStale time.Duration
+	// UpstreamTLS configures TLS to https targets (requests and WebSocket
+	// upgrades); ServerName is set per target. nil verifies targets
+	// against the system's roots; tests set RootCAs to trust their
+	// httptest servers, operators to trust a private CA.
+	UpstreamTLS *tls.Config
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin port
+	// (TOLLGATE_PROXY_PPROF), so that a live worker can be profiled. Off
+	// by default: profiles expose internals and cost CPU while taken.
+	Pprof bool
 }
 
 // Worker is one proxy worker. Create it with New and run it with Serve.
@@ -155,17 +186,12 @@ type Worker struct {
 	health   *health.Checker
 	keys     *keyauth.Store
 	pipe     pipeline.Pipeline
-	sync     *configsync.Syncer[pipeline.Runtime]
+	engine   *engine.Engine
+	sync     *configsync.Syncer[provisioned]
 	draining atomic.Bool
 	served   atomic.Bool
 
 	bg context.Context // lives until Serve's shutdown ends; health checks use it
-
-	clientsMu sync.Mutex
-	clients   map[string]*fasthttp.HostClient // by scheme://host:port
-
-	statsMu sync.Mutex
-	stats   map[[2]string]*balance.Stats // by upstream key and target URL
 
 	idPrefix [16]byte // hex of random bytes, prefix of generated request ids
 	idSeq    atomic.Uint64
@@ -176,9 +202,10 @@ type Worker struct {
 
 	snapshotFile string // the last good snapshot on disk; "" for none
 	metrics      *metrics.Metrics
+	ownMetrics   bool // metrics made by New (not shared): pruned to the live config
 	unrouted     *metrics.APIMetrics
 	access       *accessLog
-	inflight     atomic.Int64
+	inflight     inflight
 
 	thr throttling
 }
@@ -204,11 +231,10 @@ func New(opts Options) (*Worker, error) {
 		opts.Logger = slog.Default()
 	}
 	w := &Worker{
-		opts:    opts,
-		logger:  opts.Logger,
-		dialer:  &netguard.Dialer{AllowPrivate: opts.AllowPrivateUpstreams},
-		clients: map[string]*fasthttp.HostClient{},
-		bg:      context.Background(),
+		opts:   opts,
+		logger: opts.Logger,
+		dialer: &netguard.Dialer{AllowPrivate: opts.AllowPrivateUpstreams},
+		bg:     context.Background(),
 	}
 	var rb [8]byte
 	if _, err := rand.Read(rb[:]); err != nil {
@@ -234,6 +260,7 @@ func New(opts Options) (*Worker, error) {
 	w.redis = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
 	w.metrics = opts.Metrics
 	if w.metrics == nil {
+		w.ownMetrics = true
 		w.metrics = metrics.New(metrics.Sources{
 			Generation: w.Generation,
 			ConfigAge:  w.configAge,
@@ -253,6 +280,13 @@ func New(opts Options) (*Worker, error) {
 	if opts.AccessLog != nil {
 		w.access = newAccessLog(opts.AccessLog, opts.AccessLogSample)
 	}
+	w.engine = engine.New(engine.Options{
+		Dialer:         w.dialer,
+		UpstreamTLS:    opts.UpstreamTLS,
+		TrustedProxies: opts.TrustedProxies,
+		MaxBodyBytes:   w.opts.MaxBodyBytes,
+		Logger:         opts.Logger.With("component", "engine"),
+	})
 	w.health = health.New(w.dialer, opts.Logger.With("component", "health"))
 	keys, err := keyauth.New(keyauth.Options{
 		Redis:    opts.Redis,
@@ -275,7 +309,7 @@ func New(opts Options) (*Worker, error) {
 		cacheFile = ""
 	}
 	w.snapshotFile = cacheFile
-	w.sync, err = configsync.New(configsync.Options[pipeline.Runtime]{
+	w.sync, err = configsync.New(configsync.Options[provisioned]{
 		Redis:        opts.Redis,
 		Keys:         opts.Keys,
 		Build:        w.build,
@@ -307,156 +341,6 @@ func (w *Worker) Generation() int64 { return w.sync.Generation() }
 // Metrics().Registry.
 func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 
-func (w *Worker) build(snap *proxycfg.Snapshot) (*pipeline.Runtime, error) {
-	if len(w.opts.DigestKey) == 0 {
-		// The installation's digest key, from the secret: before the
-		// runtime goes live, so that no request is checked with the wrong
-		// key. It is the same for every snapshot of an installation.
-		k, err := proxycfg.DigestKey(w.opts.Secret, snap.DigestVersion)
-		if err != nil {
-			return nil, err
-		}
-		w.keys.SetKey(k)
-	}
-	return pipeline.Build(snap, pipeline.BuildOptions{
-		Domain:    w.opts.Domain,
-		Health:    w.health,
-		Attach:    w.attach,
-		AttachAPI: w.attachAPI,
-		JWT:       w.jwt,
-		Metrics:   w.metrics,
-		Logger:    w.logger.With("component", "balance"),
-		Stats:     w.targetStats,
-	})
-}
-
-// targetStats returns the balancer counters of a target, shared by the
-// pools of successive configs.
-func (w *Worker) targetStats(upstreamKey, url string) *balance.Stats {
-	w.statsMu.Lock()
-	defer w.statsMu.Unlock()
-	if w.stats == nil {
-		w.stats = map[[2]string]*balance.Stats{}
-	}
-	k := [2]string{upstreamKey, url}
-	s := w.stats[k]
-	if s == nil {
-		s = new(balance.Stats)
-		w.stats[k] = s
-	}
-	return s
-}
-
-// configAge is the time since the live snapshot was compiled.
-func (w *Worker) configAge() time.Duration {
-	rt := w.sync.Load()
-	if rt == nil || rt.CompiledAt.IsZero() {
-		return 0
-	}
-	return time.Since(rt.CompiledAt)
-}
-
-// targetStates lists every target of the live config for metrics.
-func (w *Worker) targetStates(yield func(tenant, upstream, target string, up bool)) {
-	rt := w.sync.Load()
-	if rt == nil {
-		return
-	}
-	for _, u := range rt.Upstreams() {
-		for i, t := range u.Targets {
-			yield(u.TenantSlug, u.ID, t.URL, u.Pool.Available(i))
-		}
-	}
-}
-
-// attach gives a target its HostClient, reusing the one of an unchanged
-// address so that keep-alive connections survive reloads.
-func (w *Worker) attach(t *pipeline.Target) {
-	key := t.Scheme + "://" + t.Host
-	w.clientsMu.Lock()
-	defer w.clientsMu.Unlock()
-	t.Handle = w.hostClient(key, t, 0, 0)
-}
-
-// attachAPI gives an API with its own timeouts HostClients of its own
-// (one per target and timeout pair; they are shared by APIs alike).
-func (w *Worker) attachAPI(api *pipeline.API) {
-	w.clientsMu.Lock()
-	defer w.clientsMu.Unlock()
-	api.Handles = make([]any, len(api.Targets))
-	for i, t := range api.Targets {
-		key := t.Scheme + "://" + t.Host + "|" + api.ConnectTimeout.String() + "|" + api.ReadTimeout.String()
-		api.Handles[i] = w.hostClient(key, t, api.ConnectTimeout, api.ReadTimeout)
-	}
-}
-
-// hostClient returns the client under key, making it; clientsMu is held.
-func (w *Worker) hostClient(key string, t *pipeline.Target, connect, read time.Duration) *fasthttp.HostClient {
-	if c := w.clients[key]; c != nil {
-		return c
-	}
-	dial := w.dialer.DialTimeout
-	if connect > 0 {
-		dial = func(addr string, timeout time.Duration) (net.Conn, error) {
-			return w.dialer.DialTimeout(addr, min(timeout, connect))
-		}
-	}
-	c := &fasthttp.HostClient{
-		Addr:                     t.Host,
-		Name:                     "tollgate",
-		IsTLS:                    t.Scheme == "https",
-		DialTimeout:              dial,
-		MaxConns:                 4096,
-		MaxConnWaitTimeout:       5 * time.Second,
-		MaxIdleConnDuration:      60 * time.Second,
-		NoDefaultUserAgentHeader: true,
-		// The request line carries the client's path in normal form
-		// (router.CleanPath), not fasthttp's decoded rewrite of it.
-		DisablePathNormalizing: true,
-		ReadBufferSize:         16 << 10,
-		ReadTimeout:            read,
-	}
-	w.clients[key] = c
-	return c
-}
-
-// swapped runs after a new runtime went live: health checks follow it and
-// HostClients of addresses no longer used are closed.
-func (w *Worker) swapped(_, cur *pipeline.Runtime) {
-	ups := cur.HealthUpstreams()
-	w.health.Sync(w.bg, ups)
-	w.statsMu.Lock()
-	live := map[[2]string]bool{}
-	for _, u := range ups {
-		for _, t := range u.Targets {
-			live[[2]string{u.Key, t}] = true
-		}
-	}
-	for k := range w.stats {
-		if !live[k] {
-			delete(w.stats, k)
-		}
-	}
-	w.statsMu.Unlock()
-	w.metrics.ConfigSwapped()
-	if n := w.jwt.Prune(cur.JWTIssuers()); n > 0 {
-		w.logger.Info("jwt issuers of removed apis dropped", "issuers", n)
-	}
-	go cur.WarmJWT(w.bg)
-	w.clientsMu.Lock()
-	defer w.clientsMu.Unlock()
-	used := map[string]bool{}
-	cur.EachTarget(func(t *pipeline.Target) { used[t.Scheme+"://"+t.Host] = true })
-	for k, c := range w.clients {
-		if base, _, _ := strings.Cut(k, "|"); !used[base] {
-			// In-flight requests of the old runtime keep their connections;
-			// only idle ones close.
-			c.CloseIdleConnections()
-			delete(w.clients, k)
-		}
-	}
-}
-
 // Serve serves traffic on traffic, and /healthz and /readyz (503 until the
 // first snapshot and while shutting down) on admin. When ctx is cancelled it
 // shuts down gracefully: /readyz turns 503, traffic stops being accepted,
@@ -480,11 +364,9 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		if w.access != nil {
 			w.access.close()
 		}
-		w.clientsMu.Lock()
-		for _, c := range w.clients {
-			c.CloseIdleConnections()
+		if rt := w.sync.Load(); rt != nil {
+			rt.transports.Retire(nil)
 		}
-		w.clientsMu.Unlock()
 	}()
 
 	srv := &fasthttp.Server{
@@ -502,9 +384,9 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		// The read buffer bounds the request line and headers: a larger
 		// header block is answered 431.
 		ReadBufferSize:  w.opts.MaxHeaderBytes,
-		ErrorHandler:    engineError,
+		ErrorHandler:    engine.ServerError,
 		CloseOnShutdown: true,
-		Logger:          fasthttpLogger{w.logger},
+		Logger:          engine.Logger{L: w.logger},
 	}
 	adminSrv := &http.Server{Handler: w.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	var frontSrvs []*http.Server
@@ -582,6 +464,14 @@ func (w *Worker) adminHandler() http.Handler {
 		_, _ = rw.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", w.metrics.Handler())
+	if w.opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !w.Ready() {
@@ -592,12 +482,6 @@ func (w *Worker) adminHandler() http.Handler {
 		_, _ = fmt.Fprintf(rw, "ready generation=%d\n", w.sync.Generation())
 	})
 	return mux
-}
-
-type fasthttpLogger struct{ l *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
 }
 
 // initialDigestKey is the digest key before the first snapshot says which

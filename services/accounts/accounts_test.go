@@ -72,8 +72,8 @@ func TestLoginSessionsAndThrottle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := storetest.NewPool(t)
-	u := signup(t, db, "login")
-	got, err := accounts.Login(ctx, db, " Owner@Login.example ", "correct horse battery", "192.0.2.1")
+	u := signup(t, db, "signin")
+	got, err := accounts.Login(ctx, db, " Owner@Signin.example ", "correct horse battery", "192.0.2.1")
 	if err != nil || got.ID != u.ID || got.Role != accounts.RoleOwner {
 		t.Fatalf("login = %+v, %v", got, err)
 	}
@@ -105,21 +105,21 @@ func TestLoginSessionsAndThrottle(t *testing.T) {
 		t.Errorf("a session id is stored in clear (%d rows, %v)", stored, err)
 	}
 
-	if _, err := accounts.Login(ctx, db, "nobody@login.example", "whatever", "192.0.2.1"); !errors.Is(err, accounts.ErrBadCredentials) {
+	if _, err := accounts.Login(ctx, db, "nobody@signin.example", "whatever", "192.0.2.1"); !errors.Is(err, accounts.ErrBadCredentials) {
 		t.Errorf("unknown email: %v", err)
 	}
 	// The account is throttled per client: the guessing client is stopped,
 	// even with the right password; another client is not locked out.
 	for i := 0; i < accounts.RuleLoginAccountClient.Max; i++ {
-		if _, err := accounts.Login(ctx, db, "owner@login.example", "wrong", "192.0.2.2"); !errors.Is(err, accounts.ErrBadCredentials) {
+		if _, err := accounts.Login(ctx, db, "owner@signin.example", "wrong", "192.0.2.2"); !errors.Is(err, accounts.ErrBadCredentials) {
 			t.Fatalf("failure %d: %v", i, err)
 		}
 	}
 	var te *fault.ThrottledError
-	if _, err := accounts.Login(ctx, db, "owner@login.example", "correct horse battery", "192.0.2.2"); !errors.As(err, &te) || te.RetryAfter <= 0 {
+	if _, err := accounts.Login(ctx, db, "owner@signin.example", "correct horse battery", "192.0.2.2"); !errors.As(err, &te) || te.RetryAfter <= 0 {
 		t.Fatalf("after %d failures: %v, want throttled", accounts.RuleLoginAccountClient.Max, err)
 	}
-	if _, err := accounts.Login(ctx, db, "owner@login.example", "correct horse battery", "192.0.2.3"); err != nil {
+	if _, err := accounts.Login(ctx, db, "owner@signin.example", "correct horse battery", "192.0.2.3"); err != nil {
 		t.Fatalf("another client is locked out: %v", err)
 	}
 }

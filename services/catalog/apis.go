@@ -13,7 +13,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/limits"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -238,13 +238,13 @@ func (s *Service) CreateAPI(ctx context.Context, who audit.Actor, in APIInput) (
 		if err != nil {
 			return fmt.Errorf("insert api: %w", apiConflict(err, in))
 		}
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "api.create", "api", a.ID, a.Input()); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return API{}, fmt.Errorf("create api: %w", err)
@@ -264,7 +264,7 @@ func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, cha
 		if err != nil {
 			return err
 		}
-		before, err := configSize(ctx, tx, who.TenantID)
+		before, err := s.configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -285,14 +285,14 @@ func (s *Service) UpdateAPI(ctx context.Context, who audit.Actor, id string, cha
 		if err != nil {
 			return fmt.Errorf("update api: %w", apiConflict(err, in))
 		}
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "api.update", "api", id,
 			map[string]any{"before": cur.Input(), "after": a.Input()}); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return API{}, fmt.Errorf("update api: %w", err)
@@ -313,7 +313,7 @@ func (s *Service) DeleteAPI(ctx context.Context, who audit.Actor, id string) err
 		if err := audit.Record(ctx, tx, who, "api.delete", "api", id, cur.Input()); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return fmt.Errorf("delete api: %w", err)

@@ -48,6 +48,11 @@ type Service struct {
 	// limits.FromEnv); a tenant's own values (tenant_limits) apply on top.
 	// If nil, limits.Defaults().
 	Limits *limits.Limits
+	// ConfigSize measures a tenant's compiled config for the limit
+	// config_bytes: cmd passes publish.TenantConfigBytes (the compiler reads
+	// through the catalog, so the catalog cannot import it). If nil, the
+	// limit is neither checked nor reported.
+	ConfigSize limits.ConfigSizer
 }
 
 // New returns a Service with the default resolver.

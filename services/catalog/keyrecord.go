@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 )
 
 // A worker decides what to do with a key from its record alone (it never
@@ -110,7 +110,7 @@ func (s *Service) enqueueKey(ctx context.Context, tx pgx.Tx, k keyRow) error {
 	if err != nil {
 		return err
 	}
-	return publish.EnqueueKey(ctx, tx, k.Digest, effectiveRecord(k, st))
+	return outbox.EnqueueKey(ctx, tx, k.Digest, effectiveRecord(k, st))
 }
 
 // requeueKeys re-queues the records of the tenant's active keys that match
@@ -147,7 +147,7 @@ func (s *Service) requeueKeys(ctx context.Context, tx pgx.Tx, tenantID, cond str
 		return 0, fmt.Errorf("find keys to re-queue: %w", err)
 	}
 	for _, it := range items {
-		if err := publish.EnqueueKey(ctx, tx, it.k.Digest, effectiveRecord(it.k, it.st)); err != nil {
+		if err := outbox.EnqueueKey(ctx, tx, it.k.Digest, effectiveRecord(it.k, it.st)); err != nil {
 			return 0, err
 		}
 	}

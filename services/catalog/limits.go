@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate/services/limits"
-	"github.com/tollgate/tollgate/services/publish"
 )
 
 // The operator's per-tenant limits (services/limits) are checked in the
@@ -33,7 +32,7 @@ func (s *Service) beginLimits(ctx context.Context, tx pgx.Tx, tenantID string) (
 // TenantLimits returns the tenant's limits and what it uses of each (GET
 // /v1/limits and the tenant portal's card).
 func (s *Service) TenantLimits(ctx context.Context, tenantID string) (limits.Report, error) {
-	return limits.Get(ctx, s.DB, s.defaultLimits(), tenantID)
+	return limits.Get(ctx, s.DB, s.defaultLimits(), tenantID, s.ConfigSize)
 }
 
 // checkAdd refuses adding `adding` more of what the tenant-wide count limit
@@ -56,16 +55,24 @@ func checkGrowth(lim limits.Limits, n limits.Name, before, after int64, field st
 	return lim.Check(n, after, field)
 }
 
-// configSize returns the tenant's compiled config size as tx sees it.
-func configSize(ctx context.Context, tx pgx.Tx, tenantID string) (int64, error) {
-	return publish.TenantConfigBytes(ctx, tx, tenantID)
+// configSize returns the tenant's compiled config size as tx sees it (0
+// without Service.ConfigSize).
+func (s *Service) configSize(ctx context.Context, tx pgx.Tx, tenantID string) (int64, error) {
+	if s.ConfigSize == nil {
+		return 0, nil
+	}
+	return s.ConfigSize(ctx, tx, tenantID)
 }
 
 // checkConfigGrowth compiles the tenant as tx sees it after a change and
 // refuses the change if the compiled config grew past the limit (before is
 // its size before the change; -1 for a new object, which always grows it).
-func checkConfigGrowth(ctx context.Context, tx pgx.Tx, lim limits.Limits, tenantID string, before int64) error {
-	after, err := configSize(ctx, tx, tenantID)
+// Without Service.ConfigSize it checks nothing.
+func (s *Service) checkConfigGrowth(ctx context.Context, tx pgx.Tx, lim limits.Limits, tenantID string, before int64) error {
+	if s.ConfigSize == nil {
+		return nil
+	}
+	after, err := s.configSize(ctx, tx, tenantID)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/limits"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/storetest"
 	"github.com/tollgate/tollgate/services/tenancy"
 )
@@ -32,7 +33,7 @@ func newLimitsEnv(t *testing.T, lim limits.Limits) *limitsEnv {
 	db := storetest.NewPool(t)
 	secret := []byte("limits-test-secret-0123456789")
 	s := catalog.New(db, secret, true)
-	s.Limits = &lim
+	s.Limits, s.ConfigSize = &lim, publish.TenantConfigBytes
 	tn, _, err := tenancy.Create(ctx, db, secret, "L", "lim")
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/limits"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -158,7 +158,7 @@ func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID stri
 		if err := checkGrowth(lim, limits.Routes, total, total-mine+int64(len(imp.Routes)), "document"); err != nil {
 			return err
 		}
-		before, err := configSize(ctx, tx, who.TenantID)
+		before, err := s.configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -179,14 +179,14 @@ func (s *Service) ImportOpenAPI(ctx context.Context, who audit.Actor, apiID stri
 			RETURNING imported_at`, who.TenantID, apiID, imp.Title, imp.Version, normalized).Scan(&imp.ImportedAt); err != nil {
 			return fmt.Errorf("store document: %w", err)
 		}
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "api.import_openapi", "api", apiID,
 			map[string]any{"title": imp.Title, "version": imp.Version, "routes": len(imp.Routes)}); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return OpenAPIImport{}, fmt.Errorf("import openapi: %w", err)

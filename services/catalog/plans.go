@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/limits"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -461,7 +461,7 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 			return err
 		}
 		p.APIIDs = in.APIIDs
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "plan.create", "plan", p.ID, p.Input()); err != nil {
@@ -470,7 +470,7 @@ func (s *Service) CreatePlan(ctx context.Context, who audit.Actor, in PlanInput)
 		if err := EnqueuePlanSync(ctx, tx, who.TenantID, p.ID); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return Plan{}, fmt.Errorf("create plan: %w", err)
@@ -490,7 +490,7 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 		if err != nil {
 			return err
 		}
-		before, err := configSize(ctx, tx, who.TenantID)
+		before, err := s.configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -520,7 +520,7 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 			return err
 		}
 		p.APIIDs = in.APIIDs
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "plan.update", "plan", id,
@@ -530,7 +530,7 @@ func (s *Service) UpdatePlan(ctx context.Context, who audit.Actor, id string, ch
 		if err := EnqueuePlanSync(ctx, tx, who.TenantID, p.ID); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return Plan{}, fmt.Errorf("update plan: %w", err)
@@ -564,7 +564,7 @@ func (s *Service) DeletePlan(ctx context.Context, who audit.Actor, id string) er
 		if err := audit.Record(ctx, tx, who, "plan.delete", "plan", id, cur.Input()); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return fmt.Errorf("delete plan: %w", err)

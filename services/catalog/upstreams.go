@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/limits"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -376,13 +376,13 @@ func (s *Service) CreateUpstream(ctx context.Context, who audit.Actor, in Upstre
 			return err
 		}
 		u.Targets = in.Targets
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, -1); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "upstream.create", "upstream", u.ID, u.Input()); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return Upstream{}, fmt.Errorf("create upstream: %w", err)
@@ -414,7 +414,7 @@ func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string
 		if err := checkUpstreamLimits(ctx, tx, lim, who.TenantID, &cur, in); err != nil {
 			return err
 		}
-		before, err := configSize(ctx, tx, who.TenantID)
+		before, err := s.configSize(ctx, tx, who.TenantID)
 		if err != nil {
 			return err
 		}
@@ -428,14 +428,14 @@ func (s *Service) UpdateUpstream(ctx context.Context, who audit.Actor, id string
 			return err
 		}
 		u.Targets = in.Targets
-		if err := checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
+		if err := s.checkConfigGrowth(ctx, tx, lim, who.TenantID, before); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, who, "upstream.update", "upstream", id,
 			map[string]any{"before": cur.Input(), "after": u.Input()}); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return Upstream{}, fmt.Errorf("update upstream: %w", err)
@@ -506,7 +506,7 @@ func (s *Service) DeleteUpstream(ctx context.Context, who audit.Actor, id string
 		if err := audit.Record(ctx, tx, who, "upstream.delete", "upstream", id, cur.Input()); err != nil {
 			return err
 		}
-		return publish.MarkChanged(ctx, tx)
+		return outbox.MarkChanged(ctx, tx, who.TenantID)
 	})
 	if err != nil {
 		return fmt.Errorf("delete upstream: %w", err)

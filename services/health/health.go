@@ -61,8 +61,12 @@ type Reader struct {
 	Redis redis.UniversalClient
 	// Keys names the Redis keys.
 	Keys proxycfg.Keys
-	// StaleAfter is the age past which a worker's report is ignored (and
-	// deleted); 0 means proxycfg.TargetHealthTTL.
+	// StaleAfter is the age past which the report of a worker without a
+	// live heartbeat (proxycfg.Keys.TargetHealthBeat) is ignored and
+	// deleted; 0 means proxycfg.TargetHealthStale, three heartbeats. A
+	// report whose worker's heartbeat lives is current however old: the
+	// worker writes a report when the target's state changes, not on a
+	// timer.
 	StaleAfter time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -71,8 +75,10 @@ type Reader struct {
 // View is a tenant's fresh reports, by upstream id and target URL.
 type View map[string]map[string][]proxycfg.TargetHealthReport
 
-// Tenant reads the fresh reports of one tenant. Stale fields (dead
-// workers) are skipped and deleted, malformed ones skipped.
+// Tenant reads the current reports of one tenant. A report's CheckedAt is
+// moved to its worker's last heartbeat when that is later: the heartbeat
+// vouches that the report still holds. Stale fields (dead workers) are
+// skipped and deleted, malformed ones skipped.
 func (r *Reader) Tenant(ctx context.Context, tenantID string) (View, error) {
 	if r == nil || r.Redis == nil {
 		return nil, fmt.Errorf("target health: no redis client")
@@ -88,12 +94,16 @@ func (r *Reader) Tenant(ctx context.Context, tenantID string) (View, error) {
 	}
 	stale := r.StaleAfter
 	if stale <= 0 {
-		stale = proxycfg.TargetHealthTTL
+		stale = proxycfg.TargetHealthStale
 	}
-	v := View{}
-	var gone []string
+	type field struct {
+		name, up, url, worker string
+		rep                   proxycfg.TargetHealthReport
+	}
+	fields := make([]field, 0, len(raw))
+	workers := map[string]*proxycfg.TargetHealthBeat{}
 	for f, val := range raw {
-		up, url, _, err := proxycfg.ParseTargetHealthField(f)
+		up, url, worker, err := proxycfg.ParseTargetHealthField(f)
 		if err != nil {
 			continue
 		}
@@ -101,14 +111,28 @@ func (r *Reader) Tenant(ctx context.Context, tenantID string) (View, error) {
 		if err := json.Unmarshal([]byte(val), &rep); err != nil {
 			continue
 		}
-		if now.Sub(rep.CheckedAt) > stale {
-			gone = append(gone, f)
+		fields = append(fields, field{f, up, url, worker, rep})
+		workers[worker] = nil
+	}
+	if err := r.beats(ctx, workers); err != nil {
+		return nil, err
+	}
+	v := View{}
+	var gone []string
+	for _, f := range fields {
+		rep := f.rep
+		if b := workers[f.worker]; b != nil {
+			if b.At.After(rep.CheckedAt) {
+				rep.CheckedAt = b.At
+			}
+		} else if now.Sub(rep.CheckedAt) > stale {
+			gone = append(gone, f.name)
 			continue
 		}
-		if v[up] == nil {
-			v[up] = map[string][]proxycfg.TargetHealthReport{}
+		if v[f.up] == nil {
+			v[f.up] = map[string][]proxycfg.TargetHealthReport{}
 		}
-		v[up][url] = append(v[up][url], rep)
+		v[f.up][f.url] = append(v[f.up][f.url], rep)
 	}
 	if len(gone) > 0 {
 		// Best effort: a dead worker's view would otherwise stay until
@@ -116,6 +140,35 @@ func (r *Reader) Tenant(ctx context.Context, tenantID string) (View, error) {
 		_ = r.Redis.HDel(ctx, key, gone...).Err()
 	}
 	return v, nil
+}
+
+// beats fills workers with the live heartbeats of its keys (nil: none).
+// The heartbeats share a hash tag, so one MGET reads them on a Cluster.
+func (r *Reader) beats(ctx context.Context, workers map[string]*proxycfg.TargetHealthBeat) error {
+	if len(workers) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(workers))
+	keys := make([]string, 0, len(workers))
+	for w := range workers {
+		ids = append(ids, w)
+		keys = append(keys, r.Keys.TargetHealthBeat(w))
+	}
+	vals, err := r.Redis.MGet(ctx, keys...).Result()
+	if err != nil {
+		return fmt.Errorf("read target health heartbeats: %w", err)
+	}
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var b proxycfg.TargetHealthBeat
+		if json.Unmarshal([]byte(s), &b) == nil {
+			workers[ids[i]] = &b
+		}
+	}
+	return nil
 }
 
 // Upstream reads the health of one upstream's targets, in the order of

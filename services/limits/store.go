@@ -12,12 +12,16 @@ import (
 
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
-	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/store"
 )
 
 // Querier is what both a pool and a transaction offer for reads.
-type Querier = publish.Querier
+type Querier = store.Querier
+
+// ConfigSizer measures the tenant's compiled config in bytes as q sees it
+// (publish.TenantConfigBytes, passed in by cmd): limits cannot compile by
+// itself, since the compiler reads the catalog, which checks limits.
+type ConfigSizer func(ctx context.Context, q Querier, tenantID string) (int64, error)
 
 // lockClass is the first key of the tenants' limits locks (the second is
 // the hash of the tenant id): "tlim".
@@ -168,14 +172,18 @@ func Count(ctx context.Context, q Querier, tenantID string, n Name) (int64, erro
 // health-check interval in use (0: none) and the compiled config's size.
 type Usage map[Name]int64
 
-// Measure returns the tenant's usage of every limit.
-func Measure(ctx context.Context, q Querier, tenantID string) (Usage, error) {
+// Measure returns the tenant's usage of every limit; config_bytes is
+// measured with size, and left out when size is nil.
+func Measure(ctx context.Context, q Querier, tenantID string, size ConfigSizer) (Usage, error) {
 	u := Usage{}
 	for _, d := range defs {
 		var err error
 		switch {
 		case d.Name == ConfigBytes:
-			u[d.Name], err = publish.TenantConfigBytes(ctx, q, tenantID)
+			if size == nil {
+				continue
+			}
+			u[d.Name], err = size(ctx, q, tenantID)
 		case countSQL[d.Name] != "":
 			u[d.Name], err = Count(ctx, q, tenantID, d.Name)
 		default:
@@ -205,9 +213,10 @@ type Report struct {
 	MeasuredAt time.Time `json:"measured_at"`
 }
 
-// Get returns the tenant's report. A tenant that does not exist is
+// Get returns the tenant's report, with the compiled config's size measured
+// by size (left out when nil). A tenant that does not exist is
 // fault.ErrNotFound.
-func Get(ctx context.Context, db *pgxpool.Pool, defaults Limits, tenantID string) (Report, error) {
+func Get(ctx context.Context, db *pgxpool.Pool, defaults Limits, tenantID string, size ConfigSizer) (Report, error) {
 	if !store.ValidID(tenantID) {
 		return Report{}, fault.ErrNotFound
 	}
@@ -226,7 +235,7 @@ func Get(ctx context.Context, db *pgxpool.Pool, defaults Limits, tenantID string
 			return err
 		}
 		r.Limits = defaults.With(r.Override)
-		r.Usage, err = Measure(ctx, tx, tenantID)
+		r.Usage, err = Measure(ctx, tx, tenantID, size)
 		r.MeasuredAt = time.Now().UTC()
 		return err
 	})

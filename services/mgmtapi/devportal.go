@@ -19,98 +19,95 @@ import (
 
 func (a *api) devPortalRoutes() []route {
 	return []route{
-		{"GET", "/v1/portal", authTenant, a.getPortal},
-		{"PUT", "/v1/portal", authTenant, a.putPortal},
-		{"PUT", "/v1/portal/oidc", authTenant, a.putPortalOIDC},
-		{"GET", "/v1/developers", authTenant, a.listDevelopers},
-		{"GET", "/v1/developers/{id}", authTenant, a.getDeveloper},
-		{"POST", "/v1/developers/{id}/approve", authTenant, a.decideDeveloper(true)},
-		{"POST", "/v1/developers/{id}/reject", authTenant, a.decideDeveloper(false)},
-		{"POST", "/v1/developer-invites", authTenant, a.inviteDeveloper},
-		{"GET", "/v1/apps", authTenant, a.listApps},
-		{"GET", "/v1/apps/{id}", authTenant, a.getApp},
-		{"GET", "/v1/subscriptions", authTenant, a.listSubscriptions},
-		{"GET", "/v1/subscriptions/{id}", authTenant, a.getSubscription},
-		{"POST", "/v1/subscriptions/{id}/approve", authTenant, a.decideSubscription(true)},
-		{"POST", "/v1/subscriptions/{id}/reject", authTenant, a.decideSubscription(false)},
+		{"GET", "/v1/portal", authTenant, noBody(http.StatusOK, a.getPortal), opDoc{"getPortal", tagPortal,
+			"The developer portal's settings", "Returns the tenant's developer portal settings, with its identity provider (never its secret).", nil}},
+		{"PUT", "/v1/portal", authTenant, a.putPortalEndpoint(), opDoc{"updatePortal", tagPortal,
+			"Change the fields of the developer portal's settings the body names; returns the whole settings",
+			"Every field the body names replaces the current value; the others stay. Returns the whole settings.", nil}},
+		{"PUT", "/v1/portal/oidc", authTenant, withBody(http.StatusOK, a.putPortalOIDC), opDoc{"setPortalOidc", tagPortal,
+			"Set the developers' OpenID Connect provider (empty issuer and client_id turn it off)",
+			"Sets the identity provider developers sign in with. The client secret is write-only: an empty one keeps the stored secret.", nil}},
+		{"GET", "/v1/developers", authTenant, withQuery[DeveloperListQuery](noBody(http.StatusOK, a.listDevelopers)), opDoc{"listDevelopers", tagPortal,
+			"List the developer portal's developers", "Lists the developers of the tenant's portal, oldest first, optionally by status (pending developers wait for approval).", nil}},
+		{"GET", "/v1/developers/{id}", authTenant, noBody(http.StatusOK, a.getDeveloper), opDoc{"getDeveloper", tagPortal,
+			"Read a developer", "Returns one developer of the tenant's portal.", nil}},
+		{"POST", "/v1/developers/{id}/approve", authTenant, emptyAction(a.decideDeveloper(true)), opDoc{"approveDeveloper", tagPortal,
+			"Approve a pending developer (mails them)", "Approves a developer who signed up under approval signup; they can then subscribe.", conflict}},
+		{"POST", "/v1/developers/{id}/reject", authTenant, emptyAction(a.decideDeveloper(false)), opDoc{"rejectDeveloper", tagPortal,
+			"Reject a pending developer (mails them)", "Rejects a developer who signed up under approval signup.", conflict}},
+		{"POST", "/v1/developer-invites", authTenant, withBody(http.StatusAccepted, a.inviteDeveloper), opDoc{"inviteDeveloper", tagPortal,
+			"Invite an address to sign up in the developer portal (mails a link)", "Mails the address a link to sign up in the tenant's developer portal, whatever its signup mode.", nil}},
+		{"GET", "/v1/apps", authTenant, withQuery[AppListQuery](noBody(http.StatusOK, a.listApps)), opDoc{"listApps", tagPortal,
+			"List developers' apps", "Lists the apps developers made in the tenant's portal, oldest first.", nil}},
+		{"GET", "/v1/apps/{id}", authTenant, noBody(http.StatusOK, a.getApp), opDoc{"getApp", tagPortal,
+			"Read an app", "Returns one app of a developer of the tenant.", nil}},
+		{"GET", "/v1/subscriptions", authTenant, withQuery[SubscriptionListQuery](noBody(http.StatusOK, a.listSubscriptions)), opDoc{"listSubscriptions", tagPortal,
+			"List subscriptions of apps to plans", "Lists the subscriptions of developers' apps to the tenant's plans, oldest first, optionally by consumer, app or status.", nil}},
+		{"GET", "/v1/subscriptions/{id}", authTenant, noBody(http.StatusOK, a.getSubscription), opDoc{"getSubscription", tagPortal,
+			"Read a subscription, with the status its developer sees", "Returns one subscription with the status its developer sees.", nil}},
+		{"POST", "/v1/subscriptions/{id}/approve", authTenant, emptyAction(a.decideSubscription(true)), opDoc{"approveSubscription", tagPortal,
+			"Approve a pending subscription (active, or payment_required for a priced plan)", "Approves a subscription to a plan that requires approval and mails its developer.", conflict}},
+		{"POST", "/v1/subscriptions/{id}/reject", authTenant, emptyAction(a.decideSubscription(false)), opDoc{"rejectSubscription", tagPortal,
+			"Reject a pending subscription", "Rejects a subscription that waits for approval and mails its developer.", conflict}},
 		{"POST", "/v1/subscriptions/{id}/suspend", authTenant, a.setSubscription(catalog.SubSuspended,
-			catalog.SubActive, catalog.SubPastDue)},
-		{"POST", "/v1/subscriptions/{id}/resume", authTenant, a.setSubscription(catalog.SubActive, catalog.SubSuspended)},
+			catalog.SubActive, catalog.SubPastDue), opDoc{"suspendSubscription", tagPortal,
+			"Suspend a subscription: its keys are refused on every worker", "Suspends an active or past-due subscription: its keys get 402 at the proxy until it is resumed.", conflict}},
+		{"POST", "/v1/subscriptions/{id}/resume", authTenant, a.setSubscription(catalog.SubActive, catalog.SubSuspended),
+			opDoc{"resumeSubscription", tagPortal, "Resume a suspended subscription", "Makes a suspended subscription active again: its keys work again.", conflict}},
 		{"POST", "/v1/subscriptions/{id}/cancel", authTenant, a.setSubscription(catalog.SubCanceled,
-			catalog.SubActive, catalog.SubPending, catalog.SubPaymentRequired, catalog.SubPastDue, catalog.SubSuspended)},
+			catalog.SubActive, catalog.SubPending, catalog.SubPaymentRequired, catalog.SubPastDue, catalog.SubSuspended),
+			opDoc{"cancelSubscription", tagPortal, "Cancel a subscription: its keys answer 403 subscription-canceled",
+				"Cancels a subscription for good: its keys are refused with 403 subscription-canceled.", conflict}},
 	}
 }
 
-func (a *api) getPortal(w http.ResponseWriter, r *http.Request, c *call) error {
+// emptyAction is an action route (approve, suspend, ...): an optional
+// empty body, the object answered.
+func emptyAction[Resp any](fn func(r *http.Request, c *call) (Resp, error)) endpoint {
+	e := noBody(http.StatusOK, fn)
+	e.in, e.inOptional = typeOf[EmptyRequest](), true
+	return e
+}
+
+func (a *api) getPortal(r *http.Request, c *call) (Portal, error) {
 	p, err := settings.GetPortal(r.Context(), a.db, c.actor.TenantID)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, p)
+	return portalOf(p), err
 }
 
-// portalInput is what PUT /v1/portal may name; the OIDC part is set with
-// PUT /v1/portal/oidc.
-type portalInput struct {
-	Enabled             bool     `json:"enabled"`
-	Signup              string   `json:"signup"`
-	DisplayName         string   `json:"display_name"`
-	AccentColor         string   `json:"accent_color"`
-	LogoURL             string   `json:"logo_url"`
-	SupportEmail        string   `json:"support_email"`
-	AllowedEmailDomains []string `json:"allowed_email_domains"`
+// putPortalEndpoint merges the fields the body names into the portal
+// settings and returns the whole object.
+func (a *api) putPortalEndpoint() endpoint {
+	return endpoint{in: typeOf[PortalRequest](), out: typeOf[Portal](), status: http.StatusOK,
+		handle: func(w http.ResponseWriter, r *http.Request, c *call) error {
+			body, err := readBody(w, r)
+			if err != nil {
+				return err
+			}
+			if err := decodeStrict(body, new(PortalRequest)); err != nil {
+				return err
+			}
+			p, err := settings.SavePortal(r.Context(), a.db, c.actor, func(p *settings.Portal) error {
+				in := portalRequestOf(*p)
+				if err := mergePatch(&in, body); err != nil {
+					return err
+				}
+				in.apply(p)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, http.StatusOK, portalOf(p))
+		}}
 }
 
-// putPortal merges the fields the body names into the portal settings and
-// returns the whole object.
-func (a *api) putPortal(w http.ResponseWriter, r *http.Request, c *call) error {
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	if err := decodeStrict(body, new(portalInput)); err != nil {
-		return err
-	}
-	p, err := settings.SavePortal(r.Context(), a.db, c.actor, func(p *settings.Portal) error {
-		in := portalInput{Enabled: p.Enabled, Signup: p.Signup, DisplayName: p.DisplayName, AccentColor: p.AccentColor,
-			LogoURL: p.LogoURL, SupportEmail: p.SupportEmail, AllowedEmailDomains: p.AllowedEmailDomains}
-		if err := mergePatch(&in, body); err != nil {
-			return err
-		}
-		p.Enabled, p.Signup, p.DisplayName, p.AccentColor = in.Enabled, in.Signup, in.DisplayName, in.AccentColor
-		p.LogoURL, p.SupportEmail, p.AllowedEmailDomains = in.LogoURL, in.SupportEmail, in.AllowedEmailDomains
-		if p.AllowedEmailDomains == nil {
-			p.AllowedEmailDomains = []string{}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, p)
-}
-
-type portalOIDCInput struct {
-	Issuer       string `json:"issuer"`
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-}
-
-func (a *api) putPortalOIDC(w http.ResponseWriter, r *http.Request, c *call) error {
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	var in portalOIDCInput
-	if err := decodeStrict(body, &in); err != nil {
-		return err
-	}
+func (a *api) putPortalOIDC(r *http.Request, c *call, in PortalOIDCRequest) (Portal, error) {
 	if err := settings.SaveDeveloperOIDC(r.Context(), a.db, a.settingsSecret, c.actor,
 		settings.OIDC{Issuer: in.Issuer, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
 			AllowHTTP: a.cat.AllowPrivateUpstreams}); err != nil {
-		return err
+		return Portal{}, err
 	}
-	return a.getPortal(w, r, c)
+	return a.getPortal(r, c)
 }
 
 func (a *api) devs() (*devService, error) {
@@ -120,157 +117,157 @@ func (a *api) devs() (*devService, error) {
 	return a.dev, nil
 }
 
-func (a *api) listDevelopers(w http.ResponseWriter, r *http.Request, c *call) error {
+// DeveloperListQuery are the query parameters of GET /v1/developers.
+type DeveloperListQuery struct {
+	Status string `query:"status" enum:"pending,active,rejected" doc:"only developers with this status"`
+	PageQuery
+}
+
+func (a *api) listDevelopers(r *http.Request, c *call) (ListPage[Developer], error) {
 	d, err := a.devs()
 	if err != nil {
-		return err
+		return ListPage[Developer]{}, err
 	}
 	page, err := pageOf(r)
 	if err != nil {
-		return err
+		return ListPage[Developer]{}, err
 	}
 	status := r.URL.Query().Get("status")
 	switch status {
 	case "", "pending", "active", "rejected":
 	default:
-		return badRequest("status", "must be pending, active or rejected")
+		return ListPage[Developer]{}, badRequest("status", "must be pending, active or rejected")
 	}
 	items, next, err := d.List(r.Context(), c.actor.TenantID, status, page)
 	if err != nil {
-		return err
+		return ListPage[Developer]{}, err
 	}
-	return writeJSON(w, http.StatusOK, newListPage(items, next))
+	return listOf(items, next, developerOf), nil
 }
 
-func (a *api) getDeveloper(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) getDeveloper(r *http.Request, c *call) (Developer, error) {
 	d, err := a.devs()
 	if err != nil {
-		return err
+		return Developer{}, err
 	}
 	dev, err := d.Get(r.Context(), c.actor.TenantID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, dev)
+	return developerOf(dev), err
 }
 
 func (a *api) tenantOf(ctx context.Context, who audit.Actor) (tenancy.Tenant, error) {
 	return tenancy.Get(ctx, a.db, who.TenantID)
 }
 
-func (a *api) decideDeveloper(approve bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) decideDeveloper(approve bool) func(r *http.Request, c *call) (Developer, error) {
+	return func(r *http.Request, c *call) (Developer, error) {
 		d, err := a.devs()
 		if err != nil {
-			return err
+			return Developer{}, err
 		}
 		t, err := a.tenantOf(r.Context(), c.actor)
 		if err != nil {
-			return err
+			return Developer{}, err
 		}
 		dev, err := d.Decide(r.Context(), c.actor, t, r.PathValue("id"), approve)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, dev)
+		return developerOf(dev), err
 	}
 }
 
-type inviteInput struct {
-	Email string `json:"email"`
-}
-
-func (a *api) inviteDeveloper(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) inviteDeveloper(r *http.Request, c *call, in DeveloperInvite) (DeveloperInvited, error) {
 	d, err := a.devs()
 	if err != nil {
-		return err
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	var in inviteInput
-	if err := decodeStrict(body, &in); err != nil {
-		return err
+		return DeveloperInvited{}, err
 	}
 	t, err := a.tenantOf(r.Context(), c.actor)
 	if err != nil {
-		return err
+		return DeveloperInvited{}, err
 	}
 	if err := d.Invite(r.Context(), c.actor, t, in.Email); err != nil {
-		return err
+		return DeveloperInvited{}, err
 	}
-	return writeJSON(w, http.StatusAccepted, map[string]string{"email": in.Email, "status": "invited"})
+	return DeveloperInvited{Email: in.Email, Status: "invited"}, nil
 }
 
-func (a *api) listApps(w http.ResponseWriter, r *http.Request, c *call) error {
+// AppListQuery are the query parameters of GET /v1/apps.
+type AppListQuery struct {
+	ConsumerID string `query:"consumer_id" format:"uuid" doc:"only this consumer's (developer's) apps"`
+	PageQuery
+}
+
+func (a *api) listApps(r *http.Request, c *call) (ListPage[App], error) {
 	page, err := pageOf(r)
 	if err != nil {
-		return err
+		return ListPage[App]{}, err
 	}
 	items, next, err := a.cat.ListApps(r.Context(), c.actor.TenantID, r.URL.Query().Get("consumer_id"), page)
 	if err != nil {
-		return err
+		return ListPage[App]{}, err
 	}
-	return writeJSON(w, http.StatusOK, newListPage(items, next))
+	return listOf(items, next, appOf), nil
 }
 
-func (a *api) getApp(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) getApp(r *http.Request, c *call) (App, error) {
 	app, err := a.cat.GetApp(r.Context(), c.actor.TenantID, "", r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, app)
+	return appOf(app), err
 }
 
 var subStatuses = map[string]bool{catalog.SubPending: true, catalog.SubActive: true, catalog.SubPaymentRequired: true,
 	catalog.SubPastDue: true, catalog.SubSuspended: true, catalog.SubCanceled: true, catalog.SubRejected: true}
 
-func (a *api) listSubscriptions(w http.ResponseWriter, r *http.Request, c *call) error {
+// SubscriptionListQuery are the query parameters of GET /v1/subscriptions.
+type SubscriptionListQuery struct {
+	ConsumerID string `query:"consumer_id" format:"uuid" doc:"only this consumer's subscriptions"`
+	AppID      string `query:"app_id" format:"uuid" doc:"only this app's subscriptions"`
+	Status     string `query:"status" enum:"pending,active,payment_required,past_due,suspended,canceled,rejected" doc:"only subscriptions with this status"`
+	PageQuery
+}
+
+func (a *api) listSubscriptions(r *http.Request, c *call) (ListPage[Subscription], error) {
 	page, err := pageOf(r)
 	if err != nil {
-		return err
+		return ListPage[Subscription]{}, err
 	}
 	q := r.URL.Query()
 	f := catalog.SubscriptionFilter{ConsumerID: q.Get("consumer_id"), AppID: q.Get("app_id"), Status: q.Get("status")}
 	if f.Status != "" && !subStatuses[f.Status] {
-		return badRequest("status", "must be one of pending, active, payment_required, past_due, suspended, canceled, rejected")
+		return ListPage[Subscription]{}, badRequest("status", "must be one of pending, active, payment_required, past_due, suspended, canceled, rejected")
 	}
 	items, next, err := a.cat.ListSubscriptions(r.Context(), c.actor.TenantID, f, page)
 	if err != nil {
-		return err
+		return ListPage[Subscription]{}, err
 	}
-	return writeJSON(w, http.StatusOK, newListPage(items, next))
+	return listOf(items, next, subscriptionOf), nil
 }
 
-func (a *api) getSubscription(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) getSubscription(r *http.Request, c *call) (Subscription, error) {
 	sub, err := a.cat.GetSubscription(r.Context(), c.actor.TenantID, "", r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, sub)
+	return subscriptionOf(sub), err
 }
 
-func (a *api) decideSubscription(approve bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) decideSubscription(approve bool) func(r *http.Request, c *call) (Subscription, error) {
+	return func(r *http.Request, c *call) (Subscription, error) {
 		d, err := a.devs()
 		if err != nil {
-			return err
+			return Subscription{}, err
 		}
 		t, err := a.tenantOf(r.Context(), c.actor)
 		if err != nil {
-			return err
+			return Subscription{}, err
 		}
 		sub, err := d.DecideSubscription(r.Context(), c.actor, t, r.PathValue("id"), approve)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, sub)
+		return subscriptionOf(sub), err
 	}
 }
 
-func (a *api) setSubscription(status string, from ...string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+// setSubscription moves a subscription to status from one of from. The
+// body may be left out or be {}.
+func (a *api) setSubscription(status string, from ...string) endpoint {
+	e := emptyAction(func(r *http.Request, c *call) (Subscription, error) {
+		sub, err := a.cat.SetSubscriptionStatus(r.Context(), c.actor, "", r.PathValue("id"), status, from...)
+		return subscriptionOf(sub), err
+	})
+	handle := e.handle
+	e.handle = func(w http.ResponseWriter, r *http.Request, c *call) error {
 		if r.ContentLength > 0 {
 			var empty struct{}
 			body, err := readBody(w, r)
@@ -281,130 +278,47 @@ func (a *api) setSubscription(status string, from ...string) handlerFunc {
 				return badRequest("", "the body must be empty or {}")
 			}
 		}
-		sub, err := a.cat.SetSubscriptionStatus(r.Context(), c.actor, "", r.PathValue("id"), status, from...)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, sub)
+		return handle(w, r, c)
 	}
+	return e
 }
 
 // devService is the developer portal service the handlers use.
 type devService = developers.Service
 
-// addDevPortalOpenAPI documents the routes above and the new fields of the
-// existing inputs.
-func addDevPortalOpenAPI(paths, schemas obj) {
-	ts := obj{"type": "string", "format": "date-time"}
-	uuid := obj{"type": "string", "format": "uuid"}
-	nullableUUID := obj{"type": "string", "format": "uuid", "nullable": true}
-	oidc := object(obj{"issuer": str(), "client_id": str(), "has_secret": obj{"type": "boolean"}})
-	portalIn := obj{"enabled": obj{"type": "boolean"}, "signup": enum("open", "approval", "invite"),
-		"display_name": str(), "accent_color": obj{"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
-		"logo_url": obj{"type": "string", "format": "uri"}, "support_email": obj{"type": "string", "format": "email"},
-		"allowed_email_domains": obj{"type": "array", "items": str()}}
-	portalOut := obj{"oidc": oidc}
-	for k, v := range portalIn {
-		portalOut[k] = v
-	}
-	schemas["PortalInput"] = object(portalIn)
-	schemas["Portal"] = object(portalOut)
-	schemas["PortalOIDCInput"] = object(obj{"issuer": str(), "client_id": str(),
-		"client_secret": obj{"type": "string", "description": "write-only; empty keeps the stored one"}})
-	schemas["Developer"] = object(obj{"id": uuid, "consumer_id": uuid, "email": str(), "name": str(),
-		"status": enum("pending", "active", "rejected"), "email_verified": obj{"type": "boolean"}, "created_at": ts})
-	schemas["App"] = object(obj{"id": uuid, "consumer_id": uuid, "name": str(), "description": str(),
-		"created_at": ts, "updated_at": ts})
-	schemas["Subscription"] = object(obj{"id": uuid, "app_id": uuid, "consumer_id": uuid, "plan_id": uuid,
-		"status":     enum("pending", "active", "payment_required", "past_due", "suspended", "canceled", "rejected"),
-		"created_at": ts, "updated_at": ts, "decided_at": obj{"type": "string", "format": "date-time", "nullable": true}})
-
-	noBody := obj{"required": false, "content": obj{"application/json": obj{"schema": obj{"type": "object"}}}}
-	decide := func(summary, schema string) obj {
-		return obj{"parameters": []any{idParam}, "post": op(summary, "200", okResp(ref(schema)),
-			obj{"requestBody": noBody, "responses": obj{"200": okResp(ref(schema)), "401": problemResp("Missing or bad token"),
-				"404": problemResp("No such object"), "409": problemResp("Not in a state that allows it")}})}
-	}
-	statusParam := func(vals ...string) obj {
-		return obj{"name": "status", "in": "query", "schema": enum(vals...)}
-	}
-	paths["/v1/portal"] = obj{
-		"get": op("The developer portal's settings", "200", okResp(ref("Portal")), nil),
-		"put": op("Change the fields of the developer portal's settings the body names; returns the whole settings", "200",
-			okResp(ref("Portal")), obj{"requestBody": jsonBody(ref("PortalInput")), "responses": obj{"200": okResp(ref("Portal")),
-				"400": problemResp("Malformed request"), "401": problemResp("Missing or bad token"), "422": problemResp("Validation failed")}}),
-	}
-	paths["/v1/portal/oidc"] = obj{"put": op("Set the developers' OpenID Connect provider (empty issuer and client_id turn it off)",
-		"200", okResp(ref("Portal")), obj{"requestBody": jsonBody(ref("PortalOIDCInput"))})}
-	paths["/v1/developers"] = obj{"get": op("List the developer portal's developers", "200", okResp(listOf("Developer")),
-		obj{"parameters": append([]any{statusParam("pending", "active", "rejected")}, pageParams...)})}
-	paths["/v1/developers/{id}"] = obj{"parameters": []any{idParam},
-		"get": op("Read a developer", "200", okResp(ref("Developer")), nil)}
-	paths["/v1/developers/{id}/approve"] = decide("Approve a pending developer (mails them)", "Developer")
-	paths["/v1/developers/{id}/reject"] = decide("Reject a pending developer (mails them)", "Developer")
-	paths["/v1/developer-invites"] = obj{"post": op("Invite an address to sign up in the developer portal (mails a link)", "202",
-		obj{"description": "Invited", "content": obj{"application/json": obj{"schema": object(obj{"email": str(), "status": str()})}}},
-		obj{"requestBody": jsonBody(object(obj{"email": obj{"type": "string", "format": "email"}}))})}
-	consumerParam := obj{"name": "consumer_id", "in": "query", "schema": uuid}
-	paths["/v1/apps"] = obj{"get": op("List developers' apps", "200", okResp(listOf("App")),
-		obj{"parameters": append([]any{consumerParam}, pageParams...)})}
-	paths["/v1/apps/{id}"] = obj{"parameters": []any{idParam}, "get": op("Read an app", "200", okResp(ref("App")), nil)}
-	paths["/v1/subscriptions"] = obj{"get": op("List subscriptions of apps to plans", "200", okResp(listOf("Subscription")),
-		obj{"parameters": append([]any{consumerParam, obj{"name": "app_id", "in": "query", "schema": uuid},
-			statusParam("pending", "active", "payment_required", "past_due", "suspended", "canceled", "rejected")}, pageParams...)})}
-	paths["/v1/subscriptions/{id}"] = obj{"parameters": []any{idParam},
-		"get": op("Read a subscription, with the status its developer sees", "200", okResp(ref("Subscription")), nil)}
-	paths["/v1/subscriptions/{id}/approve"] = decide("Approve a pending subscription (active, or payment_required for a priced plan)", "Subscription")
-	paths["/v1/subscriptions/{id}/reject"] = decide("Reject a pending subscription", "Subscription")
-	paths["/v1/subscriptions/{id}/suspend"] = decide("Suspend a subscription: its keys are refused on every worker", "Subscription")
-	paths["/v1/subscriptions/{id}/resume"] = decide("Resume a suspended subscription", "Subscription")
-	paths["/v1/subscriptions/{id}/cancel"] = decide("Cancel a subscription: its keys answer 403 subscription-canceled", "Subscription")
-
-	// New fields of existing objects.
-	for _, name := range []string{"APIInput", "API"} {
-		schemas[name].(obj)["properties"].(obj)["published"] = obj{"type": "boolean", "description": "listed in the developer portal"}
-	}
-	for _, name := range []string{"PlanInput", "Plan"} {
-		props := schemas[name].(obj)["properties"].(obj)
-		props["public"] = obj{"type": "boolean", "description": "offered in the developer portal"}
-		props["approval_required"] = obj{"type": "boolean", "description": "developers' subscriptions wait for the tenant"}
-	}
-	for _, name := range []string{"ConsumerInput", "Consumer"} {
-		schemas[name].(obj)["properties"].(obj)["status"] = enum("active", "suspended")
-	}
-	schemas["Consumer"].(obj)["properties"].(obj)["developer_id"] = nullableUUID
-	for _, name := range []string{"Key", "KeyCreated"} {
-		props := schemas[name].(obj)["properties"].(obj)
-		props["subscription_id"], props["app_id"], props["replaced_by"] = nullableUUID, nullableUUID, nullableUUID
-		props["expires_at"] = obj{"type": "string", "format": "date-time", "nullable": true}
+// externalRoutes are the /v1 routes that other packages serve (billing's,
+// mounted beside this API by the control plane): documented here, served
+// there.
+func externalRoutes() []route {
+	return []route{
+		{"GET", "/v1/billing/stripe", authTenant, external[struct{}, BillingConnection](http.StatusOK, false), opDoc{"getBillingConnection", tagBilling,
+			"The tenant's Stripe connection", "Returns whether billing is on for the platform and the tenant's connected Stripe account, if any.", nil}},
+		{"PUT", "/v1/billing/stripe", authTenant, external[BillingConnectRequest, BillingConnection](http.StatusOK, true), opDoc{"connectBilling", tagBilling,
+			"Connect an existing Stripe account (Connect) and set the grace period of failed payments",
+			"Connects a Stripe account that is connected to the platform, after checking it with Stripe; changing accounts is refused while subscriptions are billed on the current one.", conflict}},
+		{"POST", "/v1/billing/stripe/onboarding", authTenant, external[BillingOnboardRequest, BillingOnboarding](http.StatusOK, true), opDoc{"startBillingOnboarding", tagBilling,
+			"Create a connected account and an onboarding link",
+			"Creates a Stripe connected account for the tenant when it has none and returns a link to Stripe-hosted onboarding.", conflict}},
 	}
 }
 
-// addBillingOpenAPI documents billing's /v1 routes (served by billing/,
-// mounted beside this API by the control plane).
-func addBillingOpenAPI(paths, schemas obj) {
-	ts := obj{"type": "string", "format": "date-time", "nullable": true}
-	schemas["BillingConnection"] = object(obj{"enabled": obj{"type": "boolean", "description": "billing is on for the platform"},
-		"connected": obj{"type": "boolean"}, "account_id": obj{"type": "string", "nullable": true},
-		"grace_period_seconds": integer(), "livemode": obj{"type": "boolean"}, "connected_at": ts, "deauthorized_at": ts,
-		"platform_fee_percent": obj{"type": "number"}})
-	schemas["BillingConnectInput"] = object(obj{"account_id": obj{"type": "string", "description": "the tenant's connected account, acct_…"},
-		"grace_period_seconds": obj{"type": "integer", "minimum": 0, "maximum": 2592000, "default": 259200}})
-	schemas["BillingOnboardInput"] = object(obj{"type": enum("express", "standard"), "country": str(),
-		"email": obj{"type": "string", "format": "email"}, "return_url": obj{"type": "string", "format": "uri"},
-		"refresh_url": obj{"type": "string", "format": "uri"}})
-	paths["/v1/billing/stripe"] = obj{
-		"get": op("The tenant's Stripe connection", "200", okResp(ref("BillingConnection")), nil),
-		"put": op("Connect an existing Stripe account (Connect) and set the grace period of failed payments", "200",
-			okResp(ref("BillingConnection")), obj{"requestBody": jsonBody(ref("BillingConnectInput"))}),
+// external is the endpoint of a route another package serves: its types
+// only (hasBody: it takes a Req body).
+func external[Req, Resp any](status int, hasBody bool) endpoint {
+	e := endpoint{out: typeOf[Resp](), status: status}
+	if hasBody {
+		e.in = typeOf[Req]()
 	}
-	paths["/v1/billing/stripe/onboarding"] = obj{"post": op("Create a connected account and an onboarding link", "201",
-		createdResp(object(obj{"account_id": str(), "url": obj{"type": "string", "format": "uri"},
-			"expires_at": obj{"type": "string", "format": "date-time"}})),
-		obj{"requestBody": jsonBody(ref("BillingOnboardInput"))})}
+	return e
 }
 
 // ExternalRoutes are the /v1 routes this document describes that other
 // packages serve (billing's), as "METHOD /path"; a test in cmd checks them
 // against what the control plane mounts.
-var ExternalRoutes = []string{"GET /v1/billing/stripe", "PUT /v1/billing/stripe", "POST /v1/billing/stripe/onboarding"}
+var ExternalRoutes = func() []string {
+	var out []string
+	for _, rt := range externalRoutes() {
+		out = append(out, rt.method+" "+rt.path)
+	}
+	return out
+}()

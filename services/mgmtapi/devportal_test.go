@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/storetest"
 	"github.com/tollgate/tollgate/services/tenancy"
 )
@@ -23,7 +24,7 @@ func newDevEnv(t *testing.T) (*env, *developers.Service, *mail.Sink) {
 	devs := &developers.Service{DB: db, Catalog: cat, Mailer: sink, Secret: testSecret,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PortalURL: func(t tenancy.Tenant) string { return "http://" + t.Slug + ".developers.test" }}
-	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken, AllowPrivateUpstreams: true,
+	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken, AllowPrivateUpstreams: true, ConfigSize: publish.TenantConfigBytes,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Developers: devs})
 	return &env{t: t, db: db, h: h}, devs, sink
 }

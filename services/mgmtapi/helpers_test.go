@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/storetest"
 )
 
@@ -29,7 +30,7 @@ type env struct {
 func newEnv(t *testing.T, allowPrivate bool) *env {
 	t.Helper()
 	db := storetest.NewPool(t)
-	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken,
+	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken, ConfigSize: publish.TenantConfigBytes,
 		AllowPrivateUpstreams: allowPrivate, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &env{t: t, db: db, h: h}
 }

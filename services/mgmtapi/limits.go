@@ -11,9 +11,13 @@ import (
 
 func (a *api) limitsRoutes() []route {
 	return []route{
-		{"GET", "/v1/limits", authTenant, a.getOwnLimits},
-		{"GET", "/v1/tenants/{id}/limits", authOperator, a.getTenantLimits},
-		{"PUT", "/v1/tenants/{id}/limits", authOperator, a.putTenantLimits},
+		{"GET", "/v1/limits", authTenant, noBody(http.StatusOK, a.getOwnLimits), opDoc{"getLimits", tagLimits,
+			"The caller's limits and what it uses of each", "Returns the tenant's limits (the operator's defaults with the tenant's own values) and what it uses of each.", nil}},
+		{"GET", "/v1/tenants/{id}/limits", authOperator, noBody(http.StatusOK, a.getTenantLimits), opDoc{"getTenantLimits", tagLimits,
+			"A tenant's limits and usage (operator token)", "Returns a tenant's limits and usage. Takes the operator token.", nil}},
+		{"PUT", "/v1/tenants/{id}/limits", authOperator, withBody(http.StatusOK, a.putTenantLimits), opDoc{"setTenantLimits", tagLimits,
+			"Set a tenant's own limits, replacing earlier ones (operator token)",
+			"Replaces the tenant's own limit values: each named limit with a number is set, null or left out takes the operator's default ({} returns the tenant to the defaults). Lowering a limit below the tenant's usage removes nothing; changes that would grow past it are refused. Takes the operator token.", nil}},
 	}
 }
 
@@ -24,85 +28,26 @@ func (a *api) defaultLimits() limits.Limits {
 	return limits.Defaults()
 }
 
-func (a *api) getOwnLimits(w http.ResponseWriter, r *http.Request, c *call) error {
-	rep, err := limits.Get(r.Context(), a.db, a.defaultLimits(), c.actor.TenantID)
+func (a *api) limitsOf(r *http.Request, tenantID string) (LimitsReport, error) {
+	rep, err := limits.Get(r.Context(), a.db, a.defaultLimits(), tenantID, a.configSize)
 	if err != nil {
-		return err
+		return LimitsReport{}, err
 	}
-	return writeJSON(w, http.StatusOK, rep)
+	return limitsReportOf(rep), nil
 }
 
-func (a *api) getTenantLimits(w http.ResponseWriter, r *http.Request, _ *call) error {
-	rep, err := limits.Get(r.Context(), a.db, a.defaultLimits(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, rep)
+func (a *api) getOwnLimits(r *http.Request, c *call) (LimitsReport, error) {
+	return a.limitsOf(r, c.actor.TenantID)
 }
 
-// putTenantLimits replaces the tenant's own limit values: each named limit
-// with a number is set, null or left out takes the operator's default ({}
-// returns the tenant to the defaults).
-func (a *api) putTenantLimits(w http.ResponseWriter, r *http.Request, _ *call) error {
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	var in map[limits.Name]*int64
-	if err := decodeStrict(body, &in); err != nil {
-		return err
-	}
-	o := limits.Override{}
-	for n, v := range in {
-		if v != nil {
-			o[n] = *v
-		}
-	}
-	if err := limits.SetOverride(r.Context(), a.db, r.PathValue("id"), o); err != nil {
-		return err
-	}
-	rep, err := limits.Get(r.Context(), a.db, a.defaultLimits(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, rep)
+func (a *api) getTenantLimits(r *http.Request, _ *call) (LimitsReport, error) {
+	return a.limitsOf(r, r.PathValue("id"))
 }
 
-// addLimitsOpenAPI documents the limits routes and their schemas.
-func addLimitsOpenAPI(paths, schemas obj) {
-	tenantParam := obj{"name": "id", "in": "path", "required": true, "description": "the tenant's id",
-		"schema": obj{"type": "string", "format": "uuid"}}
-	values := obj{}
-	nullable := obj{}
-	for _, d := range limits.Defs() {
-		desc := d.Label + " (default " + d.Env() + ")"
-		if d.Lower {
-			desc += "; a lower bound"
-		}
-		values[string(d.Name)] = obj{"type": "integer", "minimum": 0, "description": desc}
-		nullable[string(d.Name)] = obj{"type": "integer", "minimum": 0, "nullable": true, "description": desc}
+// putTenantLimits replaces the tenant's own limit values.
+func (a *api) putTenantLimits(r *http.Request, _ *call, in LimitsOverride) (LimitsReport, error) {
+	if err := limits.SetOverride(r.Context(), a.db, r.PathValue("id"), in.override()); err != nil {
+		return LimitsReport{}, err
 	}
-	schemas["Limits"] = object(values)
-	schemas["LimitsOverride"] = obj{"type": "object", "additionalProperties": false, "properties": nullable,
-		"description": "the tenant's own values; a limit that is null or left out takes the operator's default"}
-	schemas["LimitsReport"] = object(obj{
-		"tenant_id": obj{"type": "string", "format": "uuid"},
-		"limits":    ref("Limits"),
-		"usage": obj{"type": "object", "additionalProperties": obj{"type": "integer"},
-			"description": "per limit: the count, the fullest object's count for per-object limits, the shortest health-check interval in use (0: none), the compiled config's bytes"},
-		"overrides":   obj{"type": "object", "additionalProperties": obj{"type": "integer"}},
-		"measured_at": obj{"type": "string", "format": "date-time"},
-	})
-	operator := []any{obj{"operator": []any{}}}
-	paths["/v1/limits"] = obj{"get": op("The caller's limits and what it uses of each", "200", okResp(ref("LimitsReport")), nil)}
-	paths["/v1/tenants/{id}/limits"] = obj{
-		"parameters": []any{tenantParam},
-		"get": op("A tenant's limits and usage (operator token)", "200", okResp(ref("LimitsReport")),
-			obj{"security": operator}),
-		"put": op("Set a tenant's own limits, replacing earlier ones (operator token)", "200", okResp(ref("LimitsReport")),
-			obj{"security": operator, "requestBody": jsonBody(ref("LimitsOverride")), "responses": obj{
-				"200": okResp(ref("LimitsReport")), "400": problemResp("Malformed request"),
-				"401": problemResp("Missing or bad operator token"), "404": problemResp("No such tenant"),
-				"422": problemResp("Validation failed")}}),
-	}
+	return a.limitsOf(r, r.PathValue("id"))
 }

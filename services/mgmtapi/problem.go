@@ -16,19 +16,21 @@ const ProblemBase = "https://tollgate.dev/problems/"
 
 // Problem is an RFC 9457 problem details document.
 type Problem struct {
-	Type   string             `json:"type"`
+	Type   string             `json:"type" format:"uri" doc:"stable: https://tollgate.dev/problems/ and a code such as validation, not-found, conflict, limit-exceeded"`
 	Title  string             `json:"title"`
 	Status int                `json:"status"`
 	Detail string             `json:"detail,omitempty"`
-	Errors []fault.FieldError `json:"errors,omitempty"`
+	Errors []fault.FieldError `json:"errors,omitempty" doc:"every refused field"`
 	// Limit, Max and Value describe a limit-exceeded problem: the limit's
 	// name, its value for the tenant and what the change would have made it.
-	Limit string `json:"limit,omitempty"`
-	Max   *int64 `json:"max,omitempty"`
-	Value *int64 `json:"value,omitempty"`
+	Limit string `json:"limit,omitempty" doc:"limit-exceeded: the limit's name (see Limits)"`
+	Max   *int64 `json:"max,omitempty" doc:"limit-exceeded: the limit's value for the tenant (for a lower bound, the least allowed)"`
+	Value *int64 `json:"value,omitempty" doc:"limit-exceeded: what the change would have made it"`
 	// RetryAfter, when set, is sent as the Retry-After header.
 	RetryAfter time.Duration `json:"-"`
 }
+
+func (Problem) schemaDoc() string { return "An RFC 9457 problem details document." }
 
 // requestError is a malformed request (400) found by the HTTP layer itself:
 // bad JSON, unknown fields, wrong types, bad query parameters.

@@ -17,12 +17,22 @@ const (
 	maxTopN           = 100
 )
 
-// usageSeries answers GET /v1/usage.
-type usageSeries struct {
-	Bucket string        `json:"bucket"`
-	From   time.Time     `json:"from"`
-	To     time.Time     `json:"to"`
-	Points []usage.Point `json:"points"`
+// UsageQuery are the query parameters of GET /v1/usage.
+type UsageQuery struct {
+	From       time.Time `query:"from" doc:"start (RFC 3339, rounded down to the bucket); default to - 24h"`
+	To         time.Time `query:"to" doc:"end, exclusive (RFC 3339, rounded up to the bucket); default now"`
+	Bucket     string    `query:"bucket" enum:"minute,hour,day" default:"hour" doc:"the length of each point"`
+	APIID      string    `query:"api_id" format:"uuid" doc:"only this API's requests"`
+	ConsumerID string    `query:"consumer_id" format:"uuid" doc:"only this consumer's requests"`
+	KeyID      string    `query:"key_id" format:"uuid" doc:"only this key's requests"`
+	PlanID     string    `query:"plan_id" format:"uuid" doc:"only requests under this plan"`
+	Status     string    `query:"status" enum:"1xx,2xx,3xx,4xx,5xx" doc:"a status class"`
+}
+
+// TopConsumersQuery are the query parameters of GET /v1/usage/top-consumers.
+type TopConsumersQuery struct {
+	UsageQuery
+	Limit int `query:"limit" min:"1" max:"100" default:"10" doc:"the most consumers listed"`
 }
 
 var bucketNames = map[string]time.Duration{"minute": usage.Minute, "hour": usage.Hour, "day": usage.Day}
@@ -70,50 +80,48 @@ func usageQuery(r *http.Request, tenantID string) (usage.Query, string, error) {
 	return q, name, nil
 }
 
-func (a *api) getUsage(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) getUsage(r *http.Request, c *call) (UsageSeries, error) {
 	q, name, err := usageQuery(r, c.actor.TenantID)
 	if err != nil {
-		return err
+		return UsageSeries{}, err
 	}
 	pts, err := usage.Series(r.Context(), a.db, q)
 	if err != nil {
-		return err
+		return UsageSeries{}, err
 	}
 	from, to := q.From.UTC().Truncate(q.Bucket), q.To.UTC()
 	if len(pts) > 0 {
 		from, to = pts[0].Start, pts[len(pts)-1].Start.Add(q.Bucket)
 	}
-	return writeJSON(w, http.StatusOK, usageSeries{Bucket: name, From: from, To: to, Points: pts})
+	return usageSeriesOf(name, from, to, pts), nil
 }
 
-func (a *api) getTopConsumers(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) getTopConsumers(r *http.Request, c *call) (TopConsumers, error) {
 	q, _, err := usageQuery(r, c.actor.TenantID)
 	if err != nil {
-		return err
+		return TopConsumers{}, err
 	}
 	n := defaultTopN
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err = strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxTopN {
-			return badRequest("limit", "must be between 1 and "+strconv.Itoa(maxTopN))
+			return TopConsumers{}, badRequest("limit", "must be between 1 and "+strconv.Itoa(maxTopN))
 		}
 	}
 	top, err := usage.TopConsumers(r.Context(), a.db, q, n)
 	if err != nil {
-		return err
+		return TopConsumers{}, err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items []usage.ConsumerTotal `json:"items"`
-	}{top})
+	return TopConsumers{Items: mapSlice(top, consumerTotalOf)}, nil
 }
 
-func (a *api) getKeyQuota(w http.ResponseWriter, r *http.Request, c *call) error {
+func (a *api) getKeyQuota(r *http.Request, c *call) (KeyQuota, error) {
 	if a.rdb == nil {
-		return errors.New("key quota: the management API was built without Redis")
+		return KeyQuota{}, errors.New("key quota: the management API was built without Redis")
 	}
 	q, err := usage.QuotaOf(r.Context(), a.db, a.rdb, a.keys, c.actor.TenantID, r.PathValue("id"), time.Now())
 	if err != nil {
-		return err
+		return KeyQuota{}, err
 	}
-	return writeJSON(w, http.StatusOK, q)
+	return keyQuotaOf(q), nil
 }

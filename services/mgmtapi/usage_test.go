@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/storetest"
 )
 
@@ -17,7 +18,7 @@ func newUsageEnv(t *testing.T) (*env, redis.UniversalClient, proxycfg.Keys) {
 	t.Helper()
 	rdb, keys := storetest.NewRedis(t)
 	db := storetest.NewPool(t)
-	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken, Redis: rdb, Keys: keys, AllowPrivateUpstreams: true,
+	h := New(Options{DB: db, Secret: testSecret, OperatorToken: testOperatorToken, Redis: rdb, Keys: keys, AllowPrivateUpstreams: true, ConfigSize: publish.TenantConfigBytes,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &env{t: t, db: db, h: h}, rdb, keys
 }

@@ -8,14 +8,18 @@ import (
 )
 
 // compileDomains adds each tenant's verified custom domains to its
-// Tenant.Domains, oldest first. Unverified domains are left out: a host
-// name is served only once its tenant proved it owns it (settings.VerifyDomain),
-// and a verified host name belongs to one tenant at most
-// (custom_domains_verified_key).
-func compileDomains(ctx context.Context, q Querier, sc scope, tenants []proxycfg.Tenant, idx map[string]int) error {
-	cond, args := sc.where("tenant_id")
-	if cond == "" {
-		cond = " WHERE true"
+// Tenant.Domains, oldest first (of every tenant when tenantID is "").
+// Unverified domains are left out: a host name is served only once its
+// tenant proved it owns it (settings.VerifyDomain), and a verified host name
+// belongs to one tenant at most (custom_domains_verified_key).
+//
+// The domains are settings', which has no read for this yet; until it has
+// (one taking a Querier, like catalog.ReadGateways), the compiler reads the
+// table itself.
+func compileDomains(ctx context.Context, q Querier, tenantID string, tenants []proxycfg.Tenant, idx map[string]int) error {
+	cond, args := " WHERE true", []any(nil)
+	if tenantID != "" {
+		cond, args = " WHERE tenant_id = $1", []any{tenantID}
 	}
 	rows, err := q.Query(ctx, `SELECT tenant_id::text, lower(domain) FROM custom_domains`+cond+`
 		AND verified_at IS NOT NULL AND purpose = 'gateway' ORDER BY tenant_id, verified_at, id`, args...)
@@ -24,11 +28,11 @@ func compileDomains(ctx context.Context, q Querier, sc scope, tenants []proxycfg
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var tenantID, domain string
-		if err := rows.Scan(&tenantID, &domain); err != nil {
+		var tid, domain string
+		if err := rows.Scan(&tid, &domain); err != nil {
 			return fmt.Errorf("compile domains: %w", err)
 		}
-		ti, ok := idx[tenantID]
+		ti, ok := idx[tid]
 		if !ok {
 			continue
 		}

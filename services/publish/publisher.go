@@ -1,8 +1,11 @@
 // Package publish turns the control plane's database into what the data plane
 // reads from Redis: it compiles the config snapshot (proxycfg.Snapshot) when
 // config_state.generation moves past the published generation, and copies
-// API key records from the key outbox. Domain packages call MarkChanged and
-// EnqueueKey in their transactions; a Publisher does the rest.
+// API key records from the key outbox. Domain packages record their changes
+// with services/outbox in their transactions (and never import this
+// package); the compiler reads the gateway objects through the catalog
+// (catalog.ReadGateways) and maps them to the contract (contract.go); a
+// Publisher does the rest.
 package publish
 
 import (
@@ -21,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/outbox"
 )
 
 // lockID is the Postgres advisory lock that elects the one publishing replica.
@@ -129,7 +133,7 @@ func (p *Publisher) lead(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{Channel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{outbox.Channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	p.log.Info("publishing")

@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/limits"
-	"github.com/tollgate/tollgate/services/publish"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/token"
 )
@@ -195,7 +195,7 @@ func RemoveDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id str
 		}
 		if verified != nil {
 			// The proxies serve it: they stop with the next snapshot.
-			if err := publish.MarkChanged(ctx, tx); err != nil {
+			if err := outbox.MarkChanged(ctx, tx, who.TenantID); err != nil {
 				return err
 			}
 		}
@@ -268,7 +268,7 @@ func VerifyDomain(ctx context.Context, db *pgxpool.Pool, who audit.Actor, id str
 			}
 		}
 		// Served from the next snapshot on.
-		if err := publish.MarkChanged(ctx, tx); err != nil {
+		if err := outbox.MarkChanged(ctx, tx, who.TenantID); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, who, "domain.verify", "custom_domain", id, map[string]any{"domain": d.Domain})
@@ -412,7 +412,7 @@ func RecheckDomains(ctx context.Context, db *pgxpool.Pool, lookup LookupTXT, old
 			}
 			out.Unverified++
 			// No longer served from the next snapshot on.
-			if err := publish.MarkChanged(ctx, tx); err != nil {
+			if err := outbox.MarkChanged(ctx, tx, x.tenantID); err != nil {
 				return err
 			}
 			return audit.Record(ctx, tx, audit.Actor{TenantID: x.tenantID, Name: "system:domains"}, "domain.unverify",

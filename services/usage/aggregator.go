@@ -63,6 +63,11 @@ type AggregatorOptions struct {
 // deleted only after the commit, and entries left pending by a dead
 // aggregator are claimed (XAUTOCLAIM) after ClaimIdle. Several aggregators
 // may run at once (one per control plane replica).
+//
+// Every command touches the stream alone, so a Redis Cluster serves it from
+// the master of the stream's slot (go-redis follows it through MOVED after
+// a failover); the group is (re)created at every round, so a stream that a
+// failover lost gets its group back instead of failing with NOGROUP.
 type Aggregator struct {
 	opts AggregatorOptions
 	log  *slog.Logger

@@ -26,6 +26,11 @@ func (r Reader) ByKey(ctx context.Context, tenantID, consumerID string, from, to
 	return ByKey(ctx, r.DB, tenantID, consumerID, from, to)
 }
 
+// TopConsumers is the package's TopConsumers on r's database.
+func (r Reader) TopConsumers(ctx context.Context, q Query, n int) ([]ConsumerTotal, error) {
+	return TopConsumers(ctx, r.DB, q, n)
+}
+
 // Quota is QuotaOf on r's database and Redis.
 func (r Reader) Quota(ctx context.Context, tenantID, keyID string, now time.Time) (KeyQuota, error) {
 	return QuotaOf(ctx, r.DB, r.Redis, r.Keys, tenantID, keyID, now)

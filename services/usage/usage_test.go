@@ -204,123 +204,125 @@ func TestQueryValidation(t *testing.T) {
 func TestExactlyOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := storetest.NewPool(t)
-	rdb, keys := storetest.NewRedis(t)
-	base := time.Now().UTC().Truncate(time.Minute)
-	a := newAggregator(t, db, rdb, keys, "live")
+	storetest.EachRedis(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		db := storetest.NewPool(t)
+		base := time.Now().UTC().Truncate(time.Minute)
+		a := newAggregator(t, db, rdb, keys, "live")
 
-	// An aggregator that dies after reading, before committing: its entries
-	// stay pending and are claimed by the live one after ClaimIdle.
-	for range 3 {
-		xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 7, 2))
-	}
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: DefaultGroup, Consumer: "dead",
-		Streams: []string{keys.UsageStream(), ">"}, Count: 10, Block: -1}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := a.Step(ctx); err != nil || n != 0 {
-		t.Fatalf("step saw %d entries of the dead consumer, %v", n, err)
-	}
-	time.Sleep(60 * time.Millisecond) // ClaimIdle is 50 ms
-	if err := a.claim(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := totalRequests(t, db, tenantA); got != 21 {
-		t.Fatalf("after claim: %d requests, want 21", got)
-	}
-
-	// An aggregator that dies after committing, before acknowledging: the
-	// redelivered entries add nothing.
-	xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 5, 2))
-	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: DefaultGroup, Consumer: "live",
-		Streams: []string{keys.UsageStream(), ">"}, Count: 10, Block: -1}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.commit(ctx, res[0].Messages); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.commit(ctx, res[0].Messages); err != nil {
-		t.Fatal(err)
-	}
-	if got := totalRequests(t, db, tenantA); got != 26 {
-		t.Fatalf("after redelivery: %d requests, want 26", got)
-	}
-
-	// A worker whose XADD answer was lost retries with the same batch id:
-	// both copies land, one counts.
-	raw, _ := json.Marshal([]proxycfg.UsageRow{row(base, tenantA, consumer1, key1, 2, 100, 2)})
-	for range 2 {
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.UsageStream(),
-			Values: []any{proxycfg.UsageBatchField, "w1-7", proxycfg.UsageField, string(raw)}}).Err(); err != nil {
+		// An aggregator that dies after reading, before committing: its entries
+		// stay pending and are claimed by the live one after ClaimIdle.
+		for range 3 {
+			xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 7, 2))
+		}
+		if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: DefaultGroup, Consumer: "dead",
+			Streams: []string{keys.UsageStream(), ">"}, Count: 10, Block: -1}).Err(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := a.Step(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := totalRequests(t, db, tenantA); got != 126 {
-		t.Fatalf("after a duplicated batch: %d requests, want 126", got)
-	}
+		if n, err := a.Step(ctx); err != nil || n != 0 {
+			t.Fatalf("step saw %d entries of the dead consumer, %v", n, err)
+		}
+		time.Sleep(60 * time.Millisecond) // ClaimIdle is 50 ms
+		if err := a.claim(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := totalRequests(t, db, tenantA); got != 21 {
+			t.Fatalf("after claim: %d requests, want 21", got)
+		}
 
-	// Malformed entries do not block the group.
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.UsageStream(), Values: []any{proxycfg.UsageField, "{"}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 1, 2))
-	if _, err := a.Step(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := totalRequests(t, db, tenantA); got != 127 {
-		t.Fatalf("after malformed entry: %d requests, want 127", got)
-	}
-	if n := rdb.XLen(ctx, keys.UsageStream()).Val(); n != 0 {
-		t.Fatalf("stream holds %d entries", n)
-	}
-	// Pruning keeps recent entry ids (redeliveries are still possible).
-	if err := a.prune(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var kept int
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM usage_entries`).Scan(&kept); err != nil || kept == 0 {
-		t.Fatalf("usage_entries after prune: %d, %v", kept, err)
-	}
+		// An aggregator that dies after committing, before acknowledging: the
+		// redelivered entries add nothing.
+		xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 5, 2))
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: DefaultGroup, Consumer: "live",
+			Streams: []string{keys.UsageStream(), ">"}, Count: 10, Block: -1}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.commit(ctx, res[0].Messages); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.commit(ctx, res[0].Messages); err != nil {
+			t.Fatal(err)
+		}
+		if got := totalRequests(t, db, tenantA); got != 26 {
+			t.Fatalf("after redelivery: %d requests, want 26", got)
+		}
+
+		// A worker whose XADD answer was lost retries with the same batch id:
+		// both copies land, one counts.
+		raw, _ := json.Marshal([]proxycfg.UsageRow{row(base, tenantA, consumer1, key1, 2, 100, 2)})
+		for range 2 {
+			if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.UsageStream(),
+				Values: []any{proxycfg.UsageBatchField, "w1-7", proxycfg.UsageField, string(raw)}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := totalRequests(t, db, tenantA); got != 126 {
+			t.Fatalf("after a duplicated batch: %d requests, want 126", got)
+		}
+
+		// Malformed entries do not block the group.
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.UsageStream(), Values: []any{proxycfg.UsageField, "{"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 1, 2))
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := totalRequests(t, db, tenantA); got != 127 {
+			t.Fatalf("after malformed entry: %d requests, want 127", got)
+		}
+		if n := rdb.XLen(ctx, keys.UsageStream()).Val(); n != 0 {
+			t.Fatalf("stream holds %d entries", n)
+		}
+		// Pruning keeps recent entry ids (redeliveries are still possible).
+		if err := a.prune(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var kept int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM usage_entries`).Scan(&kept); err != nil || kept == 0 {
+			t.Fatalf("usage_entries after prune: %d, %v", kept, err)
+		}
+	})
 }
 
 func TestRunStopsAndResumes(t *testing.T) {
 	t.Parallel()
-	db := storetest.NewPool(t)
-	rdb, keys := storetest.NewRedis(t)
-	base := time.Now().UTC().Truncate(time.Minute)
-	run := func() (stop func()) {
-		a := newAggregator(t, db, rdb, keys, "")
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != context.Canceled {
-				t.Errorf("run returned %v", err)
+	storetest.EachRedis(t, func(t *testing.T, rdb redis.UniversalClient, keys proxycfg.Keys) {
+		db := storetest.NewPool(t)
+		base := time.Now().UTC().Truncate(time.Minute)
+		run := func() (stop func()) {
+			a := newAggregator(t, db, rdb, keys, "")
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			return func() {
+				cancel()
+				if err := <-done; err != context.Canceled {
+					t.Errorf("run returned %v", err)
+				}
 			}
 		}
-	}
-	stop := run()
-	for range 10 {
-		xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 1, 2))
-	}
-	stop()
-	for range 10 {
-		xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 1, 2))
-	}
-	stop = run()
-	defer stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for totalRequests(t, db, tenantA) != 20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("aggregated %d of 20", totalRequests(t, db, tenantA))
+		stop := run()
+		for range 10 {
+			xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 1, 2))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		stop()
+		for range 10 {
+			xadd(t, rdb, keys, row(base, tenantA, consumer1, key1, 2, 1, 2))
+		}
+		stop = run()
+		defer stop()
+		deadline := time.Now().Add(10 * time.Second)
+		for totalRequests(t, db, tenantA) != 20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("aggregated %d of 20", totalRequests(t, db, tenantA))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }
 
 func TestPercentile(t *testing.T) {

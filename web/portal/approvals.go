@@ -7,7 +7,6 @@ import (
 
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
-	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/web/portal/view"
 )
@@ -18,7 +17,7 @@ import (
 
 func (p *Portal) approvalsPage(w http.ResponseWriter, r *http.Request, q *req, inv view.Form, status int) {
 	ctx := r.Context()
-	pt, err := settings.GetPortal(ctx, p.db, q.tenant.ID)
+	pt, err := p.opts.Settings.GetPortal(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return

@@ -16,9 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/services/accounts"
 	"github.com/tollgate/tollgate/services/fault"
-	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
-	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/web/portal/view"
 )
 
@@ -28,7 +26,7 @@ func (p *Portal) signupPage(w http.ResponseWriter, r *http.Request, csrf string)
 
 func (p *Portal) signup(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
-	_, u, err := accounts.Signup(r.Context(), p.db, digestKeyOf(p.opts), accounts.SignupInput{
+	_, u, err := p.opts.Accounts.Signup(r.Context(), accounts.SignupInput{
 		Company: f.Get("company"), Slug: strings.TrimSpace(f.Get("slug")), Name: f.Get("name"),
 		Email: f.Get("email"), Password: f.Get("password"), Client: p.clientBucket(r),
 	})
@@ -62,7 +60,7 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request, csrf string) {
 
 // mailVerification mails u a fresh confirmation link.
 func (p *Portal) mailVerification(r *http.Request, u accounts.User) error {
-	tok, err := accounts.NewVerification(r.Context(), p.db, u)
+	tok, err := p.opts.Accounts.NewVerification(r.Context(), u)
 	if err != nil {
 		return err
 	}
@@ -75,7 +73,7 @@ func (p *Portal) mailVerification(r *http.Request, u accounts.User) error {
 
 // verify uses a confirmation link.
 func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
-	u, err := accounts.VerifyEmail(r.Context(), p.db, r.URL.Query().Get("token"), p.clientBucket(r))
+	u, err := p.opts.Accounts.VerifyEmail(r.Context(), r.URL.Query().Get("token"), p.clientBucket(r))
 	var te *fault.ThrottledError
 	switch {
 	case errors.Is(err, fault.ErrNotFound):
@@ -172,7 +170,7 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request, csrf string) 
 
 func (p *Portal) login(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
-	u, err := accounts.Login(r.Context(), p.db, f.Get("email"), f.Get("password"), p.clientBucket(r))
+	u, err := p.opts.Accounts.Login(r.Context(), f.Get("email"), f.Get("password"), p.clientBucket(r))
 	var te *fault.ThrottledError
 	switch {
 	case errors.Is(err, accounts.ErrBusy):
@@ -202,7 +200,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request, csrf string) {
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request, q *req) {
-	if err := accounts.EndSession(r.Context(), p.db, q.sess.ID); err != nil {
+	if err := p.opts.Sessions.EndSession(r.Context(), q.sess.ID); err != nil {
 		p.internal(w, r, err)
 		return
 	}
@@ -221,7 +219,7 @@ func (p *Portal) forgot(w http.ResponseWriter, r *http.Request, csrf string) {
 		p.renderStatus(w, r, http.StatusUnprocessableEntity, view.Forgot(view.ForgotPage{Form: f, CSRF: csrf}))
 		return
 	}
-	u, tok, ok, err := accounts.RequestReset(r.Context(), p.db, f.Get("email"), p.clientBucket(r))
+	u, tok, ok, err := p.opts.Accounts.RequestReset(r.Context(), f.Get("email"), p.clientBucket(r))
 	if err != nil {
 		if refuseBusyPage(p, w, r, err, func(msg string) view.ForgotPage {
 			f.Message = msg
@@ -248,7 +246,7 @@ func (p *Portal) forgot(w http.ResponseWriter, r *http.Request, csrf string) {
 
 func (p *Portal) resetPage(w http.ResponseWriter, r *http.Request, csrf string) {
 	tok := r.URL.Query().Get("token")
-	ok, err := accounts.ValidResetToken(r.Context(), p.db, tok)
+	ok, err := p.opts.Accounts.ValidResetToken(r.Context(), tok)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -259,7 +257,7 @@ func (p *Portal) resetPage(w http.ResponseWriter, r *http.Request, csrf string) 
 func (p *Portal) reset(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
 	tok := f.Get("token")
-	_, err := accounts.ResetPassword(r.Context(), p.db, tok, f.Get("password"))
+	_, err := p.opts.Accounts.ResetPassword(r.Context(), tok, f.Get("password"))
 	if refuseBusyPage(p, w, r, err, func(msg string) view.ResetPage {
 		f.Message = msg
 		return view.ResetPage{Form: f, CSRF: csrf, Token: tok, Valid: true}
@@ -283,14 +281,14 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request, csrf string) {
 
 func (p *Portal) inviteModel(r *http.Request, f view.Form, csrf, tok string) (view.InvitePage, error) {
 	m := view.InvitePage{Form: f, CSRF: csrf, Token: tok}
-	inv, err := accounts.LookupInvite(r.Context(), p.db, tok)
+	inv, err := p.opts.Accounts.LookupInvite(r.Context(), tok)
 	if errors.Is(err, fault.ErrNotFound) {
 		return m, nil
 	}
 	if err != nil {
 		return m, err
 	}
-	t, err := tenancy.Get(r.Context(), p.db, inv.TenantID)
+	t, err := p.opts.Tenants.Get(r.Context(), inv.TenantID)
 	if err != nil {
 		return m, err
 	}
@@ -314,7 +312,7 @@ func (p *Portal) invitePage(w http.ResponseWriter, r *http.Request, csrf string)
 func (p *Portal) acceptInvite(w http.ResponseWriter, r *http.Request, csrf string) {
 	f := readForm(w, r)
 	tok := f.Get("token")
-	u, err := accounts.AcceptInvite(r.Context(), p.db, tok, f.Get("name"), f.Get("password"))
+	u, err := p.opts.Accounts.AcceptInvite(r.Context(), tok, f.Get("name"), f.Get("password"))
 	if err != nil {
 		m, merr := p.inviteModel(r, f, csrf, tok)
 		if merr != nil {
@@ -382,7 +380,7 @@ func (p *Portal) provider(r *http.Request, tenantID string) (*sso.Provider, erro
 		}
 		return p.platformIdP.Get(r.Context(), *p.opts.DefaultOIDC)
 	}
-	o, ok, err := settings.TenantOIDC(r.Context(), p.db, p.secret, tenantID)
+	o, ok, err := p.opts.Settings.TenantOIDC(r.Context(), tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +400,7 @@ func (p *Portal) ssoStart(w http.ResponseWriter, r *http.Request, csrf string) {
 		p.renderStatus(w, r, http.StatusBadRequest, view.Login(m))
 	}
 	if slug := strings.TrimSpace(f.Get("workspace")); slug != "" {
-		t, err := tenancy.GetBySlug(r.Context(), p.db, slug)
+		t, err := p.opts.Tenants.GetBySlug(r.Context(), slug)
 		if errors.Is(err, fault.ErrNotFound) {
 			fail("No workspace with this slug uses single sign-on.")
 			return
@@ -459,7 +457,7 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		refuse("Your identity provider's answer could not be verified.", err)
 		return
 	}
-	u, err := accounts.SSOLogin(r.Context(), p.db, accounts.Identity{
+	u, err := p.opts.Accounts.SSOLogin(r.Context(), accounts.Identity{
 		Issuer: claims.Issuer, Subject: claims.Subject, Email: claims.Email,
 		EmailVerified: claims.EmailVerified, Name: claims.Name, HostedDomain: claims.HostedDomain,
 	}, st.TenantID)

@@ -119,8 +119,8 @@ func authorize(t *testing.T, b *browser, auth *url.URL) string {
 func TestOIDCLogin(t *testing.T) {
 	t.Parallel()
 	e, m := oidcEnv(t)
-	e.signup("sso")
-	user := &mockoidc.MockUser{Subject: "sub-1", Email: "owner@sso.example", EmailVerified: true}
+	e.signup("ssoco")
+	user := &mockoidc.MockUser{Subject: "sub-1", Email: "owner@ssoco.example", EmailVerified: true}
 
 	t.Run("wrong state", func(t *testing.T) {
 		b := e.browser()
@@ -186,7 +186,7 @@ func TestOIDCLogin(t *testing.T) {
 		want(t, p, http.StatusSeeOther, "sso callback")
 		d := b.get("/dashboard")
 		want(t, d, http.StatusOK, "dashboard after sso")
-		if !strings.Contains(d.body, "owner@sso.example") {
+		if !strings.Contains(d.body, "owner@ssoco.example") {
 			t.Errorf("signed in as someone else")
 		}
 		// The callback cannot be replayed: the flow cookie is gone.

@@ -35,6 +35,10 @@ type Billing struct {
 	// (metering.Runner.Producer), so that its Sender is woken. Nil hides
 	// that repair (the producer's own sweep still catches up within a day).
 	Usage UsageRepairer
+	// Reports reads the meter reports for the usage drift and report
+	// figures, and requeues refused ones; metering.Reports implements it.
+	// Required with Service.
+	Reports UsageReports
 	// Window is the metering window, for the lag figures; 0 means
 	// metering.DefaultWindow.
 	Window time.Duration
@@ -151,7 +155,7 @@ func (p *Portal) renderBilling(w http.ResponseWriter, r *http.Request, q *req, f
 	labels := subscriptionLabels{p: p, ctx: ctx, tenantID: q.tenant.ID}
 	from, to := billingRange(time.Now())
 	m.From, m.To = from, to
-	usage, err := metering.Drift(ctx, p.db, q.tenant.ID, from, to)
+	usage, err := p.opts.Billing.Reports.Drift(ctx, q.tenant.ID, from, to)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -172,7 +176,7 @@ func (p *Portal) renderBilling(w http.ResponseWriter, r *http.Request, q *req, f
 	if window <= 0 {
 		window = metering.DefaultWindow
 	}
-	st, err := metering.ReportStats(ctx, p.db, q.tenant.ID, from, to, window)
+	st, err := p.opts.Billing.Reports.ReportStats(ctx, q.tenant.ID, from, to, window)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -238,7 +242,7 @@ func (l *subscriptionLabels) of(id string) (label, consumerID string) {
 		return v[0], v[1]
 	}
 	label = shortSubID(id)
-	if b, err := l.p.cat.GetBillingSubscription(l.ctx, l.p.db, l.tenantID, id, ""); err == nil {
+	if b, err := l.p.cat.GetSubscription(l.ctx, l.tenantID, "", id); err == nil {
 		consumerID = b.ConsumerID
 		name := ""
 		if a, err := l.p.cat.GetApp(l.ctx, l.tenantID, b.ConsumerID, b.AppID); err == nil {
@@ -390,7 +394,7 @@ func (p *Portal) billingUsageRequeue(w http.ResponseWriter, r *http.Request, q *
 		return
 	}
 	from, to := billingRange(time.Now())
-	n, err := metering.Requeue(r.Context(), p.db, q.tenant.ID, from, to)
+	n, err := p.opts.Billing.Reports.Requeue(r.Context(), q.tenant.ID, from, to)
 	if err != nil {
 		p.internal(w, r, err)
 		return

@@ -54,7 +54,7 @@ func newBillingEnv(t *testing.T) (*env, *billingFixture) {
 			t.Fatal(err)
 		}
 		bf.bill, bf.rec, bf.cat = b, rec, cat
-		return portal.Billing{Service: b, Usage: prod}
+		return portal.Billing{Service: b, Usage: prod, Reports: metering.Reports{DB: db}}
 	}})
 	return e, bf
 }

@@ -74,12 +74,12 @@ func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request, q *req) {
 
 	to := time.Now().UTC().Truncate(rg.bucket).Add(rg.bucket)
 	uq := usage.Query{TenantID: q.tenant.ID, From: to.Add(-rg.span), To: to, Bucket: rg.bucket, APIID: apiID}
-	points, err := usage.Series(ctx, p.db, uq)
+	points, err := p.opts.Usage.Series(ctx, uq)
 	if err != nil {
 		p.log.Error("portal: usage series", "tenant", q.tenant.ID, "err", err)
 		m.Error = "Traffic data is not available right now."
 	}
-	top, err := usage.TopConsumers(ctx, p.db, uq, 8)
+	top, err := p.opts.Usage.TopConsumers(ctx, uq, 8)
 	if err != nil {
 		p.log.Error("portal: top consumers", "tenant", q.tenant.ID, "err", err)
 		m.Error = "Traffic data is not available right now."

@@ -54,12 +54,12 @@ func domainLines(s string) []string {
 
 func (p *Portal) renderDevPortal(w http.ResponseWriter, r *http.Request, q *req, forms devPortalForms, status int) {
 	ctx := r.Context()
-	pt, err := settings.GetPortal(ctx, p.db, q.tenant.ID)
+	pt, err := p.opts.Settings.GetPortal(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	domains, err := settings.ListDomains(ctx, p.db, q.tenant.ID)
+	domains, err := p.opts.Domains.ListDomains(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -121,7 +121,7 @@ func (p *Portal) savePortal(w http.ResponseWriter, r *http.Request, q *req, f vi
 	for _, n := range only {
 		set[n] = true
 	}
-	_, err := settings.SavePortal(r.Context(), p.db, q.user.Actor(), func(pt *settings.Portal) error {
+	_, err := p.opts.Settings.SavePortal(r.Context(), q.user.Actor(), func(pt *settings.Portal) error {
 		if set["enabled"] {
 			pt.Enabled = f.Get("enabled") == "on"
 		}
@@ -168,7 +168,7 @@ func (p *Portal) devPortalSave(w http.ResponseWriter, r *http.Request, q *req) {
 // Errors are shown on the developer portal page, where those fields live now.
 func (p *Portal) settingsBranding(w http.ResponseWriter, r *http.Request, q *req) {
 	old := readForm(w, r)
-	pt, err := settings.GetPortal(r.Context(), p.db, q.tenant.ID)
+	pt, err := p.opts.Settings.GetPortal(r.Context(), q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -187,7 +187,7 @@ func (p *Portal) settingsBranding(w http.ResponseWriter, r *http.Request, q *req
 
 func (p *Portal) devPortalOIDC(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	err := settings.SaveDeveloperOIDC(r.Context(), p.db, p.secret, q.user.Actor(), settings.OIDC{
+	err := p.opts.Settings.SaveDeveloperOIDC(r.Context(), q.user.Actor(), settings.OIDC{
 		Issuer: f.Get("oidc_issuer"), ClientID: f.Get("oidc_client_id"), ClientSecret: f.Get("oidc_client_secret"),
 		AllowHTTP: p.opts.AllowPrivateUpstreams,
 	})

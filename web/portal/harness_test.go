@@ -20,10 +20,18 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 
+	"github.com/tollgate/tollgate/services/accounts"
+	"github.com/tollgate/tollgate/services/audit"
+	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/clientip"
+	"github.com/tollgate/tollgate/services/developers"
+	"github.com/tollgate/tollgate/services/health"
 	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
 	"github.com/tollgate/tollgate/services/storetest"
+	"github.com/tollgate/tollgate/services/tenancy"
+	"github.com/tollgate/tollgate/services/usage"
 	"github.com/tollgate/tollgate/web/portal"
 )
 
@@ -64,19 +72,31 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.secure {
 		pub = strings.Replace(pub, "http://", "https://", 1)
 	}
-	p, err := portal.New(portal.Options{
-		DB: db, Secret: testSecret, AllowPrivateUpstreams: true,
-		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-		ProxyDomain: "gw.test", PublicURL: pub, Mailer: e.sink, SecureCookies: o.secure, DefaultOIDC: o.idp,
-		Redis: o.rdb, Keys: o.keys, DevPortalURL: devPortalURL, TrustedProxies: o.trusted,
-		Billing: o.portalBilling(db),
+	acc := &accounts.Service{DB: db, DigestKey: testSecret}
+	ten := &tenancy.Service{DB: db, DigestKey: testSecret}
+	set := &settings.Service{DB: db, Secret: testSecret,
 		LookupTXT: func(_ context.Context, name string) ([]string, error) {
 			// The test's DNS: every challenge record holds tokens starting "tollgate-verify-".
 			if strings.HasPrefix(name, "_tollgate-challenge.verified.") {
 				return e.txt(name), nil
 			}
 			return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-		},
+		}}
+	cat := catalog.New(db, testSecret, true)
+	devs := &developers.Service{DB: db, Catalog: cat, Mailer: e.sink, Secret: testSecret,
+		PortalURL: func(t tenancy.Tenant) string { return devPortalURL(t.Slug) }}
+	var live portal.Health
+	if o.rdb != nil {
+		live = &health.Reader{Redis: o.rdb, Keys: o.keys}
+	}
+	p, err := portal.New(portal.Options{
+		Accounts: acc, Sessions: acc, Team: acc, Tenants: ten, Tokens: ten, Settings: set, Domains: set,
+		Audit: &audit.Service{DB: db}, Usage: usage.Reader{DB: db}, Developers: devs, Catalog: cat, Health: live,
+		Secret: testSecret, AllowPrivateUpstreams: true,
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		ProxyDomain: "gw.test", PublicURL: pub, Mailer: e.sink, SecureCookies: o.secure, DefaultOIDC: o.idp,
+		DevPortalURL: devPortalURL, TrustedProxies: o.trusted,
+		Billing: o.portalBilling(db),
 	})
 	if err != nil {
 		t.Fatalf("portal.New: %v", err)

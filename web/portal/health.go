@@ -14,10 +14,10 @@ import (
 // when the portal runs without Redis. A Redis failure is logged and shown
 // as "not available" rather than failing the page.
 func (p *Portal) liveHealth(ctx context.Context, tenantID string) health.View {
-	if p.health == nil {
+	if p.opts.Health == nil {
 		return nil
 	}
-	v, err := p.health.Tenant(ctx, tenantID)
+	v, err := p.opts.Health.Tenant(ctx, tenantID)
 	if err != nil {
 		p.log.Warn("live target health unavailable", "tenant", tenantID, "err", err)
 		return nil

@@ -8,13 +8,6 @@ import (
 	"github.com/tollgate/tollgate/web/portal/view"
 )
 
-func (p *Portal) defaultLimits() limits.Limits {
-	if p.opts.Limits != nil {
-		return *p.opts.Limits
-	}
-	return limits.Defaults()
-}
-
 // limitRows builds the dashboard's limits card; nil (no card) when the
 // limits cannot be read, which is logged and does not fail the page.
 func (p *Portal) limitRows(ctx context.Context, tenantID string) []view.LimitRow {

@@ -1,8 +1,10 @@
 // Package portal is the tenant portal: a server-rendered web app (templ) where
 // a company signs up, defines its APIs, upstreams and plans, issues keys,
-// manages its team and watches its traffic. It holds no business rules: every
-// change goes through the same domain packages as /v1 (services/catalog,
-// tenancy, audit, settings, developers) and the portal's own (accounts, sso).
+// manages its team and watches its traffic. It holds no business rules and
+// no database or Redis client: every change goes through the same domain
+// services as /v1 (services/catalog, tenancy, audit, settings, developers)
+// and the portal's own (accounts, sso), built in cmd and taken through the
+// small interfaces of services.go.
 // It also controls the tenant's developer portal: its settings, which APIs
 // and plans it offers, and the queue of developers and subscriptions that
 // wait for the tenant's approval.
@@ -13,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,34 +22,56 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/tollgate/tollgate/proxy/proxycfg"
 
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/clientip"
-	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/egress"
-	"github.com/tollgate/tollgate/services/health"
-	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mail"
-	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
 	"github.com/tollgate/tollgate/services/store"
-	"github.com/tollgate/tollgate/services/tenancy"
 	"github.com/tollgate/tollgate/web/portal/view"
 	"github.com/tollgate/tollgate/web/static"
 )
 
 // Options configures the portal.
 type Options struct {
-	// DB is the control plane's database.
-	DB *pgxpool.Pool
-	// Secret (TOLLGATE_SECRET) keys API key digests, the SSO flow cookie and
-	// the encryption of tenants' IdP client secrets.
+	// The control plane's domain, as services that cmd builds (services.go
+	// declares what the portal needs of each). Required, as is Catalog.
+
+	// Accounts signs people up and in (*accounts.Service).
+	Accounts Accounts
+	// Sessions keeps the signed-in browsers' sessions (*accounts.Service).
+	Sessions Sessions
+	// Team is the tenant's users and invitations (*accounts.Service).
+	Team Team
+	// Tenants finds tenants (*tenancy.Service).
+	Tenants Tenants
+	// Tokens are the tenants' admin API tokens (*tenancy.Service).
+	Tokens Tokens
+	// Settings are the tenant's IdP and developer portal settings
+	// (*settings.Service).
+	Settings Settings
+	// Domains are the tenant's custom domains (*settings.Service, which
+	// holds the operator's limits and the resolver that verifies them).
+	Domains Domains
+	// Audit reads the audit log (*audit.Service).
+	Audit AuditLog
+	// Usage reads the dashboard's traffic figures (usage.Reader).
+	Usage Usage
+	// Developers runs the approval queue and developer invitations
+	// (*developers.Service, whose PortalURL makes the links in its mail).
+	Developers Developers
+	// Catalog holds upstreams, APIs, plans, consumers, apps, subscriptions
+	// and keys, under the operator's limits (its Limits). Required.
+	Catalog *catalog.Service
+	// Health reads the live target health the proxy workers report
+	// (*health.Reader on their Redis); nil shows the configured state only.
+	Health Health
+	// Secret (TOLLGATE_SECRET) keys the portal's CSRF tokens and the SSO
+	// flow cookie. Required (at least 16 bytes).
 	Secret []byte
-	// AllowPrivateUpstreams turns the SSRF guard on upstream targets off.
+	// AllowPrivateUpstreams (dev and tests) lets tenants' identity
+	// providers be on private addresses and plain http.
 	AllowPrivateUpstreams bool
 	// Logger receives server errors. If nil, slog.Default() is used.
 	Logger *slog.Logger
@@ -82,39 +105,24 @@ type Options struct {
 	// client (TOLLGATE_TRUSTED_PROXIES), for throttling; the zero value
 	// trusts none and takes the TCP peer.
 	TrustedProxies clientip.Trusted
-	// Limits are the operator's per-tenant limits (limits.FromEnv); each
-	// tenant's own values apply on top. If nil, limits.Defaults().
-	Limits *limits.Limits
 	// DevMail, when set, is served at /dev/mail (dev mode's mail sink).
 	DevMail http.Handler
-	// LookupTXT resolves the TXT records that verify custom domains; if nil,
-	// net.DefaultResolver.LookupTXT.
-	LookupTXT settings.LookupTXT
-	// Redis is where the proxy workers report their targets' live health
-	// (services/health); nil shows the configured state only.
-	Redis redis.UniversalClient
-	// Keys names the Redis keys (Prefix separates deployments and tests).
-	Keys proxycfg.Keys
 	// DevPortalURL returns the base URL (no trailing slash) of a tenant's
-	// developer portal from its slug: the link tenants see, and the one in
-	// developer mails sent from here (approvals, invitations). Its host
+	// developer portal from its slug: the link tenants see. Its host
 	// without the slug is also the platform's portal domain, which tenants
 	// cannot claim as a custom domain. If nil, http://<slug>.developers.localhost.
+	// (Developer mails sent from here take their links from Developers.)
 	DevPortalURL func(slug string) string
 	// Billing runs the billing page (billing.go); its zero value shows the
 	// page with billing off.
 	Billing Billing
-	// DigestKey keys the digests of API keys and admin tokens: the
-	// installation's digest key (secrets.ControlDigestKey). If nil, Secret.
-	DigestKey []byte
 }
 
 // Portal is the tenant portal's HTTP handler.
 type Portal struct {
-	db     *pgxpool.Pool
 	secret []byte
 	cat    *catalog.Service
-	devs   *developers.Service
+	devs   Developers
 	log    *slog.Logger
 	opts   Options
 	public *url.URL
@@ -124,13 +132,15 @@ type Portal struct {
 	mux         *http.ServeMux
 	cookies     cookieNames
 	logins      atomic.Uint64
-	health      *health.Reader // nil without Redis
 }
 
 // New validates opts and returns the portal's handler, to be mounted at "/".
 func New(opts Options) (*Portal, error) {
-	if opts.DB == nil {
-		return nil, errors.New("portal: DB is required")
+	if missing := missingServices(opts); missing != "" {
+		return nil, fmt.Errorf("portal: %s is required", missing)
+	}
+	if opts.Billing.Service != nil && opts.Billing.Reports == nil {
+		return nil, errors.New("portal: Billing.Reports is required with Billing.Service")
 	}
 	if len(opts.Secret) < 16 {
 		return nil, errors.New("portal: Secret must be at least 16 bytes")
@@ -150,9 +160,6 @@ func New(opts Options) (*Portal, error) {
 			return nil, fmt.Errorf("portal: default OIDC provider: %s %s", field, msg)
 		}
 	}
-	if opts.LookupTXT == nil {
-		opts.LookupTXT = net.DefaultResolver.LookupTXT
-	}
 	if opts.ProxyDomain == "" {
 		opts.ProxyDomain = "localhost"
 	}
@@ -166,21 +173,33 @@ func New(opts Options) (*Portal, error) {
 		opts.PlatformOIDCClient = egress.New(egress.Options{AllowPrivate: true, AllowHTTP: true})
 	}
 	p := &Portal{
-		db: opts.DB, secret: opts.Secret, log: opts.Logger, opts: opts, public: pub,
-		cat:         catalog.New(opts.DB, digestKeyOf(opts), opts.AllowPrivateUpstreams),
+		secret: opts.Secret, log: opts.Logger, opts: opts, public: pub,
+		cat: opts.Catalog, devs: opts.Developers,
 		idps:        &sso.Cache{Client: opts.OIDCClient},
 		platformIdP: &sso.Cache{Client: opts.PlatformOIDCClient},
 		cookies:     newCookieNames(opts.SecureCookies),
 	}
-	p.cat.Limits = opts.Limits
-	// The same account rules as /v1 and the developer portal itself.
-	p.devs = &developers.Service{DB: opts.DB, Catalog: p.cat, Mailer: opts.Mailer, Logger: opts.Logger, Secret: opts.Secret,
-		PortalURL: func(t tenancy.Tenant) string { return p.devPortalURL(t.Slug) }}
-	if opts.Redis != nil {
-		p.health = &health.Reader{Redis: opts.Redis, Keys: opts.Keys}
-	}
 	p.mux = p.routes()
 	return p, nil
+}
+
+// missingServices names the first required service opts lacks ("" when
+// none is missing).
+func missingServices(opts Options) string {
+	for _, s := range []struct {
+		name string
+		set  bool
+	}{
+		{"Accounts", opts.Accounts != nil}, {"Sessions", opts.Sessions != nil}, {"Team", opts.Team != nil},
+		{"Tenants", opts.Tenants != nil}, {"Tokens", opts.Tokens != nil}, {"Settings", opts.Settings != nil},
+		{"Domains", opts.Domains != nil}, {"Audit", opts.Audit != nil}, {"Usage", opts.Usage != nil},
+		{"Developers", opts.Developers != nil}, {"Catalog", opts.Catalog != nil},
+	} {
+		if !s.set {
+			return s.name
+		}
+	}
+	return ""
 }
 
 // ServeHTTP serves the portal with its security headers.
@@ -392,12 +411,4 @@ func (p *Portal) sendMail(ctx context.Context, to, subject, body string) error {
 		return fmt.Errorf("send %q to %s: %w", subject, to, err)
 	}
 	return nil
-}
-
-// digestKeyOf is the key of key and token digests.
-func digestKeyOf(opts Options) []byte {
-	if len(opts.DigestKey) > 0 {
-		return opts.DigestKey
-	}
-	return opts.Secret
 }

@@ -96,7 +96,7 @@ func (p *Portal) session(r *http.Request) (accounts.Session, error) {
 	if err != nil {
 		return accounts.Session{}, fault.ErrUnauthenticated
 	}
-	return accounts.LookupSession(r.Context(), p.db, c.Value)
+	return p.opts.Sessions.LookupSession(r.Context(), c.Value)
 }
 
 // user wraps a signed-in handler: no session sends GET to the login page and
@@ -117,7 +117,7 @@ func (p *Portal) user(need role, h handler) http.HandlerFunc {
 			p.renderStatus(w, r, http.StatusUnauthorized, view.PlainError(http.StatusUnauthorized, "Your session has ended. Please sign in again."))
 			return
 		}
-		t, err := tenancy.Get(r.Context(), p.db, sess.User.TenantID)
+		t, err := p.opts.Tenants.Get(r.Context(), sess.User.TenantID)
 		if err != nil {
 			p.internal(w, r, err)
 			return
@@ -227,11 +227,11 @@ func (p *Portal) anonPost(h anonHandler) http.HandlerFunc {
 // signIn starts a new session (a new id at every login) and sets its cookie.
 func (p *Portal) signIn(ctx context.Context, w http.ResponseWriter, r *http.Request, u accounts.User) error {
 	if old, err := r.Cookie(p.cookies.session); err == nil {
-		if err := accounts.EndSession(ctx, p.db, old.Value); err != nil {
+		if err := p.opts.Sessions.EndSession(ctx, old.Value); err != nil {
 			return err
 		}
 	}
-	s, err := accounts.StartSession(ctx, p.db, u)
+	s, err := p.opts.Sessions.StartSession(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (p *Portal) signIn(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		go func() {
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if err := accounts.PruneSessions(pctx, p.db); err != nil {
+			if err := p.opts.Sessions.PruneSessions(pctx); err != nil {
 				p.log.Warn("portal: prune sessions", "err", err)
 			}
 		}()

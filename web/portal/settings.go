@@ -20,12 +20,12 @@ type settingsForms struct {
 
 func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, sf settingsForms, status int) {
 	ctx := r.Context()
-	st, err := settings.Get(ctx, p.db, q.tenant.ID)
+	st, err := p.opts.Settings.Get(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	domains, err := settings.ListDomains(ctx, p.db, q.tenant.ID)
+	domains, err := p.opts.Domains.ListDomains(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -46,7 +46,7 @@ func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, 
 	if sf.sso != nil {
 		m.SSO = *sf.sso
 	} else {
-		domains, err := accounts.SSODomains(ctx, p.db, q.tenant.ID)
+		domains, err := p.opts.Team.SSODomains(ctx, q.tenant.ID)
 		if err != nil {
 			p.internal(w, r, err)
 			return
@@ -69,13 +69,13 @@ func (p *Portal) settingsSSO(w http.ResponseWriter, r *http.Request, q *req) {
 	// The domains are checked first so that a bad list saves nothing.
 	_, err := accounts.NormalizeSSODomains(domains)
 	if err == nil {
-		err = settings.SaveOIDC(r.Context(), p.db, p.secret, q.user.Actor(), settings.OIDC{
+		err = p.opts.Settings.SaveOIDC(r.Context(), q.user.Actor(), settings.OIDC{
 			Issuer: f.Get("oidc_issuer"), ClientID: f.Get("oidc_client_id"), ClientSecret: f.Get("oidc_client_secret"),
 			AllowHTTP: p.opts.AllowPrivateUpstreams,
 		})
 	}
 	if err == nil {
-		_, err = accounts.SaveSSODomains(r.Context(), p.db, q.user.Actor(), domains)
+		_, err = p.opts.Team.SaveSSODomains(r.Context(), q.user.Actor(), domains)
 	}
 	if err != nil {
 		if !applyError(&f, err, "oidc_issuer", "oidc_client_id", "oidc_client_secret", accounts.SSODomainsField) {
@@ -94,7 +94,7 @@ func (p *Portal) domainAdd(w http.ResponseWriter, r *http.Request, q *req) {
 	if purpose == "" {
 		purpose = settings.PurposeGateway
 	}
-	d, err := settings.AddDomainLimited(r.Context(), p.db, q.user.Actor(), p.defaultLimits(), f.Get("domain"), purpose,
+	d, err := p.opts.Domains.AddDomain(r.Context(), q.user.Actor(), f.Get("domain"), purpose,
 		p.opts.ProxyDomain, p.devPortalDomain())
 	if err != nil {
 		if !applyError(&f, err, "domain", "purpose") {
@@ -112,7 +112,7 @@ func (p *Portal) domainAdd(w http.ResponseWriter, r *http.Request, q *req) {
 }
 
 func (p *Portal) domainRemove(w http.ResponseWriter, r *http.Request, q *req) {
-	if err := settings.RemoveDomain(r.Context(), p.db, q.user.Actor(), r.PathValue("id")); err != nil {
+	if err := p.opts.Domains.RemoveDomain(r.Context(), q.user.Actor(), r.PathValue("id")); err != nil {
 		p.fail(w, r, q, err)
 		return
 	}
@@ -120,7 +120,7 @@ func (p *Portal) domainRemove(w http.ResponseWriter, r *http.Request, q *req) {
 }
 
 func (p *Portal) domainVerify(w http.ResponseWriter, r *http.Request, q *req) {
-	d, err := settings.VerifyDomain(r.Context(), p.db, q.user.Actor(), r.PathValue("id"), p.opts.LookupTXT)
+	d, err := p.opts.Domains.VerifyDomain(r.Context(), q.user.Actor(), r.PathValue("id"))
 	if err != nil {
 		f := blankForm()
 		if errors.Is(err, fault.ErrNotFound) || !applyError(&f, err, "domain") {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/services/accounts"
-	"github.com/tollgate/tollgate/services/audit"
 	"github.com/tollgate/tollgate/services/fault"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
@@ -19,12 +18,12 @@ import (
 
 func (p *Portal) teamPage(w http.ResponseWriter, r *http.Request, q *req, f view.Form, status int) {
 	ctx := r.Context()
-	users, err := accounts.ListUsers(ctx, p.db, q.tenant.ID)
+	users, err := p.opts.Team.ListUsers(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
 	}
-	invites, err := accounts.ListInvites(ctx, p.db, q.tenant.ID)
+	invites, err := p.opts.Team.ListInvites(ctx, q.tenant.ID)
 	if err != nil {
 		p.internal(w, r, err)
 		return
@@ -56,7 +55,7 @@ func (p *Portal) team(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) inviteCreate(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	inv, tok, err := accounts.CreateInvite(r.Context(), p.db, q.user.Actor(), f.Get("email"), f.Get("role"))
+	inv, tok, err := p.opts.Team.CreateInvite(r.Context(), q.user.Actor(), f.Get("email"), f.Get("role"))
 	if err != nil {
 		if !applyError(&f, err, "email", "role") {
 			p.internal(w, r, err)
@@ -76,7 +75,7 @@ func (p *Portal) inviteCreate(w http.ResponseWriter, r *http.Request, q *req) {
 }
 
 func (p *Portal) inviteRevoke(w http.ResponseWriter, r *http.Request, q *req) {
-	if err := accounts.RevokeInvite(r.Context(), p.db, q.user.Actor(), r.PathValue("id")); err != nil {
+	if err := p.opts.Team.RevokeInvite(r.Context(), q.user.Actor(), r.PathValue("id")); err != nil {
 		p.fail(w, r, q, err)
 		return
 	}
@@ -85,7 +84,7 @@ func (p *Portal) inviteRevoke(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) userRole(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	err := accounts.SetRole(r.Context(), p.db, q.user.Actor(), r.PathValue("id"), f.Get("role"))
+	err := p.opts.Team.SetRole(r.Context(), q.user.Actor(), r.PathValue("id"), f.Get("role"))
 	var ce *fault.ConflictError
 	var ve *fault.ValidationError
 	switch {
@@ -106,7 +105,7 @@ func (p *Portal) userRemove(w http.ResponseWriter, r *http.Request, q *req) {
 		p.redirect(w, r, "/team", "You cannot remove yourself; ask another owner.")
 		return
 	}
-	err := accounts.RemoveUser(r.Context(), p.db, q.user.Actor(), id)
+	err := p.opts.Team.RemoveUser(r.Context(), q.user.Actor(), id)
 	var ce *fault.ConflictError
 	if errors.As(err, &ce) {
 		p.redirect(w, r, "/team", ce.Message)
@@ -121,7 +120,7 @@ func (p *Portal) userRemove(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) tokensPage(w http.ResponseWriter, r *http.Request, q *req, f view.Form, newTok string, status int) {
 	toks, err := all(func(pg store.Page) ([]tenancy.AdminToken, string, error) {
-		return tenancy.ListTokens(r.Context(), p.db, q.tenant.ID, pg)
+		return p.opts.Tokens.ListTokens(r.Context(), q.tenant.ID, pg)
 	})
 	if err != nil {
 		p.internal(w, r, err)
@@ -141,7 +140,7 @@ func (p *Portal) tokens(w http.ResponseWriter, r *http.Request, q *req) {
 
 func (p *Portal) tokenCreate(w http.ResponseWriter, r *http.Request, q *req) {
 	f := readForm(w, r)
-	_, tok, err := tenancy.CreateToken(r.Context(), p.db, digestKeyOf(p.opts), q.user.Actor(), f.Get("name"))
+	_, tok, err := p.opts.Tokens.CreateToken(r.Context(), q.user.Actor(), f.Get("name"))
 	if err != nil {
 		if !applyError(&f, err, "name") {
 			p.internal(w, r, err)
@@ -154,7 +153,7 @@ func (p *Portal) tokenCreate(w http.ResponseWriter, r *http.Request, q *req) {
 }
 
 func (p *Portal) tokenRevoke(w http.ResponseWriter, r *http.Request, q *req) {
-	err := tenancy.RevokeToken(r.Context(), p.db, q.user.Actor(), r.PathValue("id"))
+	err := p.opts.Tokens.RevokeToken(r.Context(), q.user.Actor(), r.PathValue("id"))
 	var ce *fault.ConflictError
 	if errors.As(err, &ce) {
 		p.redirect(w, r, "/tokens", ce.Message)
@@ -168,9 +167,9 @@ func (p *Portal) tokenRevoke(w http.ResponseWriter, r *http.Request, q *req) {
 }
 
 func (p *Portal) auditLog(w http.ResponseWriter, r *http.Request, q *req) {
-	entries, next, err := audit.List(r.Context(), p.db, q.tenant.ID, store.Page{After: r.URL.Query().Get("after"), Limit: 100})
+	entries, next, err := p.opts.Audit.List(r.Context(), q.tenant.ID, store.Page{After: r.URL.Query().Get("after"), Limit: 100})
 	if errors.Is(err, store.ErrBadCursor) {
-		entries, next, err = audit.List(r.Context(), p.db, q.tenant.ID, store.Page{Limit: 100})
+		entries, next, err = p.opts.Audit.List(r.Context(), q.tenant.ID, store.Page{Limit: 100})
 	}
 	if err != nil {
 		p.internal(w, r, err)

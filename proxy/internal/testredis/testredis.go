@@ -6,8 +6,6 @@ package testredis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"strconv"
@@ -30,13 +28,13 @@ func Addr() string {
 // this test. Both are cleaned up with the test.
 func New(tb testing.TB) (redis.UniversalClient, proxycfg.Keys) {
 	tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: Addr()})
+	id := uniqueID()
+	// The name tells this test's connections apart (KillSubscriptions).
+	rdb := redis.NewClient(&redis.Options{Addr: Addr(), ClientName: "test-" + id})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		tb.Fatalf("redis at %s: %v", Addr(), err)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	keys := proxycfg.Keys{Prefix: "test-" + hex.EncodeToString(b[:]) + ":"}
+	keys := proxycfg.Keys{Prefix: "test-" + id + ":"}
 	tb.Cleanup(func() {
 		ctx := context.Background()
 		iter := rdb.Scan(ctx, 0, keys.Prefix+"*", 500).Iterator()

@@ -1,4 +1,4 @@
-package worker
+package engine
 
 import (
 	"bytes"
@@ -19,12 +19,12 @@ import (
 // stream, so a worker holds at most a few buffers of any body, whatever its
 // size.
 //
-// retryBufferBytes is where streaming starts. A body of at most this many
+// RetryBufferBytes is where streaming starts. A body of at most this many
 // bytes (declared by Content-Length, or a chunked body that ends within it)
 // is read whole before the request is forwarded, so that an attempt that
 // failed can be replayed on another target. A larger body is streamed and
 // its request is never retried: what was sent of it cannot be sent again.
-const retryBufferBytes = 64 << 10
+const RetryBufferBytes = 64 << 10
 
 // errBodyTooLarge ends a body stream that went over its API's limit.
 var errBodyTooLarge = errors.New("request body over the limit")
@@ -36,7 +36,7 @@ type bodyBuf struct {
 	b   []byte
 }
 
-var bufPool = sync.Pool{New: func() any { return &bodyBuf{b: make([]byte, retryBufferBytes+1)} }}
+var bufPool = sync.Pool{New: func() any { return &bodyBuf{b: make([]byte, RetryBufferBytes+1)} }}
 
 // reqBody is the state of one request's body: how it is sent on and what
 // was read of it.
@@ -108,14 +108,33 @@ func (b *reqBody) release(req *fasthttp.Request) {
 	}
 }
 
+// Prepare readies a request the pipeline decided to forward, before the
+// gateway adds headers of its own: it applies the API's body limit and
+// readies the body (a problem answers a body refused), notes a WebSocket
+// upgrade, and removes the hop-by-hop headers, those the client's
+// Connection header names included (so that a client cannot name one of the
+// gateway's own headers, request id, trace context, X-Forwarded-* or
+// X-Real-IP, in Connection to have its value removed), and the claims of a
+// client that is not a trusted proxy (clientClaims).
+func (e *Engine) Prepare(ctx *fasthttp.RequestCtx, d *pipeline.Decision, x *Exchange) *problem.Problem {
+	req := &ctx.Request
+	if p := e.prepareBody(req, d.API, &x.body); p != nil {
+		return p
+	}
+	x.upgrading = isUpgrade(&req.Header)
+	x.trusted = e.trusted(ctx.RemoteAddr())
+	stripRequestHeaders(&req.Header, x.trusted)
+	return nil
+}
+
 // prepareBody applies the API's body limit (the server's MaxBodyBytes or
 // less) and readies the body for forwarding: a body declared larger than
 // the limit is refused before a byte of it is read; a small body is read
 // whole (replayable); a larger one, or a chunked one that goes on past
-// retryBufferBytes, is streamed through a limitReader and fails the
+// RetryBufferBytes, is streamed through a limitReader and fails the
 // exchange when it passes the limit.
-func (w *Worker) prepareBody(req *fasthttp.Request, api *pipeline.API, b *reqBody) *problem.Problem {
-	limit := int64(w.opts.MaxBodyBytes)
+func (e *Engine) prepareBody(req *fasthttp.Request, api *pipeline.API, b *reqBody) *problem.Problem {
+	limit := int64(e.opts.MaxBodyBytes)
 	if api.MaxBodyBytes > 0 && api.MaxBodyBytes < limit {
 		limit = api.MaxBodyBytes
 	}
@@ -126,13 +145,13 @@ func (w *Worker) prepareBody(req *fasthttp.Request, api *pipeline.API, b *reqBod
 		b.n = int64(len(req.Body()))
 		b.replayable = true
 		if b.n > limit {
-			return problemTooLarge
+			return ProblemTooLarge
 		}
 		return nil
 	}
 	declared := int64(req.Header.ContentLength())
 	if declared > limit {
-		return problemTooLarge
+		return ProblemTooLarge
 	}
 	if declared == 0 {
 		req.SetBodyRaw(nil)
@@ -142,7 +161,7 @@ func (w *Worker) prepareBody(req *fasthttp.Request, api *pipeline.API, b *reqBod
 	b.pooled = bufPool.Get().(*bodyBuf)
 	b.pooled.lim = limitReader{r: stream, left: limit}
 	b.lim = &b.pooled.lim
-	if declared > retryBufferBytes {
+	if declared > RetryBufferBytes {
 		b.streamed = true
 		req.SetBodyStream(b.lim, int(declared))
 		return nil
@@ -154,11 +173,11 @@ func (w *Worker) prepareBody(req *fasthttp.Request, api *pipeline.API, b *reqBod
 	n, err := io.ReadFull(b.lim, buf)
 	switch {
 	case b.tooLarge():
-		return problemTooLarge
+		return ProblemTooLarge
 	case b.clientFailed(), declared >= 0 && err != nil:
 		// Broken off (a truncated chunked body fails in the reader; a
 		// short one of declared length ends early).
-		return problemBadBody
+		return ProblemBadBody
 	case declared < 0 && err == nil:
 		// A chunked body longer than the buffer: what was read goes
 		// first, the rest streams.

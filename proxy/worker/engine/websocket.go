@@ -1,9 +1,9 @@
-package worker
+package engine
 
 import (
 	"bufio"
 	"bytes"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -12,30 +12,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/tollgate/tollgate/proxy/balance"
 	"github.com/tollgate/tollgate/proxy/pipeline"
 )
-
-// Streamed responses: a request that accepts text/event-stream gets its
-// response streamed, each chunk flushed to the client as it arrives from
-// the upstream (fasthttp writes a streamed body chunked and flushes every
-// chunk). Other responses are buffered, which is faster for the usual small
-// JSON bodies. A streamed body is not bounded by the API's timeout once
-// the headers arrived.
-
-// wantsStream reports whether the client asked for an event stream.
-func wantsStream(h *fasthttp.RequestHeader) bool {
-	return bytes.Contains(h.Peek("Accept"), []byte("text/event-stream"))
-}
-
-// responseBodyLen is the size of a response body without reading a
-// streamed one (-1 when a streamed body's size is unknown).
-func responseBodyLen(r *fasthttp.Response) int {
-	if r.IsBodyStream() {
-		return r.Header.ContentLength()
-	}
-	return len(r.Body())
-}
 
 // isUpgrade reports a WebSocket upgrade request (RFC 6455 section 4.1).
 func isUpgrade(h *fasthttp.RequestHeader) bool {
@@ -43,25 +21,20 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 		bytes.Contains(bytes.ToLower(h.Peek("Connection")), []byte("upgrade"))
 }
 
-// upgrade proxies a WebSocket handshake to d's target and, on 101, splices
-// the client and upstream connections until either side closes. The
-// request is already rewritten for the target (path, host, forwarded
-// headers); hop-by-hop headers other than the upgrade pair are removed.
-func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, d *pipeline.Decision) error {
+// upgrade proxies a WebSocket handshake to d's target (over TLS for an
+// https target, verified like the engine's other exchanges with it) and,
+// on 101, splices the client and upstream connections until either side
+// closes. The request is already rewritten for the target (path, host,
+// forwarded headers); hop-by-hop headers other than the upgrade pair are
+// removed. The handshake's outcome goes into d.Outcome.
+func (e *Engine) upgrade(ctx *fasthttp.RequestCtx, d *pipeline.Decision) error {
 	t := d.Target
 	timeout := d.API.Timeout
 	start := time.Now()
-	up, err := w.dialer.DialTimeout(t.Host, min(timeout, 10*time.Second))
+	up, err := e.dialTarget(t, timeout)
 	if err != nil {
-		d.Done(balance.Result{ConnError: true})
+		d.Outcome = pipeline.Outcome{Failure: failure(err)}
 		return fmt.Errorf("websocket dial %s: %w", t.Host, err)
-	}
-	if t.Scheme == "https" {
-		// TLS upstreams for WebSockets would need the HostClient's TLS
-		// settings; refuse rather than send cleartext.
-		up.Close()
-		d.Done(balance.Result{})
-		return errors.New("websocket to an https target is not supported")
 	}
 	_ = up.SetDeadline(time.Now().Add(timeout))
 	req := &ctx.Request
@@ -73,17 +46,17 @@ func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, d *pipeline.Decision) error {
 	}
 	if err != nil {
 		up.Close()
-		d.Done(balance.Result{ConnError: true})
+		d.Outcome = pipeline.Outcome{Failure: failure(err)}
 		return fmt.Errorf("websocket handshake write: %w", err)
 	}
 	br := bufio.NewReader(up)
 	var rh fasthttp.ResponseHeader
 	if err := rh.Read(br); err != nil {
 		up.Close()
-		d.Done(balance.Result{ConnError: true})
+		d.Outcome = pipeline.Outcome{Failure: failure(err)}
 		return fmt.Errorf("websocket handshake read: %w", err)
 	}
-	d.Done(balance.Result{Status: rh.StatusCode(), Latency: time.Since(start)})
+	d.Outcome = pipeline.Outcome{Status: rh.StatusCode(), Latency: time.Since(start)}
 	resp := &ctx.Response
 	rh.CopyTo(&resp.Header)
 	hostOnlyCookies(&resp.Header)
@@ -100,6 +73,40 @@ func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, d *pipeline.Decision) error {
 		splice(client, up, br)
 	})
 	return nil
+}
+
+// dialTarget connects to t under the SSRF policy, with TLS for an https
+// target (HTTP/1.1 by ALPN: an upgrade needs it).
+func (e *Engine) dialTarget(t *pipeline.Target, timeout time.Duration) (net.Conn, error) {
+	timeout = min(timeout, 10*time.Second)
+	deadline := time.Now().Add(timeout)
+	conn, err := e.opts.Dialer.DialTimeout(t.Host, timeout)
+	if err != nil || t.Scheme != "https" {
+		return conn, err
+	}
+	var cfg *tls.Config
+	if e.opts.UpstreamTLS != nil {
+		cfg = e.opts.UpstreamTLS.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(t.Host)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("target address %q: %w", t.Host, err)
+		}
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(conn, cfg)
+	_ = tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // splice copies both ways until one side ends, then closes both. buffered

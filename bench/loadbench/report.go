@@ -306,6 +306,12 @@ func (r *report) render() string {
 				w("  requests/s    %.2f× %-13s goal >= 0.90: %s\n", q.RPS, rng(q.RPSRange), verdict(q.RPS >= 0.9))
 				w("  p99           %.2f× %-13s goal <= 1.30: %s\n", q.P99, rng(q.P99Range), verdict(q.P99 <= 1.3))
 				w("  CPU/request   %.2f× %-13s goal <= 1.20: %s\n", q.CPU, rng(q.CPURange), verdict(q.CPU <= 1.2))
+				tg, ng := mr.byName["tollgate"].Median, mr.byName["nginx"].Median
+				if max(tg.ProxyBusy, tg.ClientBusy) < 0.85 || max(ng.ProxyBusy, ng.ClientBusy) < 0.85 {
+					w("  NOTE: neither the proxy's core nor the client's was saturated (tollgate %s/%s, nginx %s/%s):\n", pct(tg.ProxyBusy), pct(tg.ClientBusy), pct(ng.ProxyBusy), pct(ng.ClientBusy))
+					w("  other processes took the CPUs, so the requests/s and p99 ratios measure the machine, not the proxies;\n")
+					w("  CPU per request still holds.\n")
+				}
 			} else {
 				w("  requests/s    %.2f× %s\n  p99           %.2f× %s\n  CPU/request   %.2f× %s\n", q.RPS, rng(q.RPSRange), q.P99, rng(q.P99Range), q.CPU, rng(q.CPURange))
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,6 +81,7 @@ type Sender struct {
 	wake    chan struct{}
 	lag     *LagRecorder
 	limiter *accountLimiter
+	stats   SenderStats
 
 	mu sync.Mutex
 	// retryAt holds rows whose last attempt failed and may be retried, and
@@ -134,6 +136,34 @@ func (s *Sender) Wake() {
 
 // Lag returns the recorder of this Sender's meter-event lag.
 func (s *Sender) Lag() *LagRecorder { return s.lag }
+
+// Stats returns this Sender's counts of marked rows, for metrics.
+func (s *Sender) Stats() *SenderStats { return &s.stats }
+
+// SenderStats counts the rows a Sender marked since it started, by
+// outcome: the control plane's metrics read them (meter_reports itself
+// keeps every row and has no index on its final states, so counting them
+// there would scan the table). Read it with Snapshot.
+type SenderStats struct {
+	Sent    atomic.Int64
+	Refused atomic.Int64
+	Expired atomic.Int64
+	// Retried are failed attempts left pending for a retry.
+	Retried atomic.Int64
+}
+
+// Snapshot returns the counters by name (sent, refused, expired, retried).
+func (s *SenderStats) Snapshot() map[string]int64 {
+	return map[string]int64{"sent": s.Sent.Load(), "refused": s.Refused.Load(), "expired": s.Expired.Load(),
+		"retried": s.Retried.Load()}
+}
+
+func (s *SenderStats) add(res Sent) {
+	s.Sent.Add(int64(res.Sent))
+	s.Refused.Add(int64(res.Refused))
+	s.Expired.Add(int64(res.Expired))
+	s.Retried.Add(int64(res.Failed))
+}
 
 // Sent counts the outcome of one Step.
 type Sent struct {
@@ -276,6 +306,7 @@ func (s *Sender) Step(ctx context.Context) (Sent, error) {
 		return Sent{}, fmt.Errorf("metering sender: %w", err)
 	}
 	s.settle(claimed)
+	s.stats.add(res)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}

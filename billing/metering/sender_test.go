@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -315,6 +316,11 @@ func TestSenderMarksRefusalsAndRetriesFailures(t *testing.T) {
 	}
 	if r := byCustomer[ok.customer]; r.Status != StatusSent || r.Attempts != 1 {
 		t.Errorf("ok report %+v", r)
+	}
+	// The sender's counts, for metrics: two failed tries each of flaky and
+	// unreachable.
+	if got, want := snd.Stats().Snapshot(), map[string]int64{"sent": 3, "refused": 1, "expired": 0, "retried": 4}; !maps.Equal(got, want) {
+		t.Errorf("sender stats %v, want %v", got, want)
 	}
 	// Every try of one identifier carried the same idempotency key.
 	keys := map[string]map[string]bool{}

@@ -38,6 +38,9 @@ type config struct {
 	ProxyDomain    string     `env:"TOLLGATE_PROXY_DOMAIN" envDefault:"localhost"`
 	AllowPrivate   bool       `env:"TOLLGATE_UPSTREAM_ALLOW_PRIVATE"`
 	LogLevel       slog.Level `env:"TOLLGATE_LOG_LEVEL"`
+	// ControlAdminAddr is the control plane's operator port: /metrics,
+	// /healthz and /readyz, kept off the public port.
+	ControlAdminAddr string `env:"TOLLGATE_CONTROL_ADMIN_ADDR" envDefault:":9001"`
 	// Tenant portal (issue 5): external URL, mail and the platform's default IdP.
 	PublicURL        string `env:"TOLLGATE_PUBLIC_URL"`
 	SMTPURL          string `env:"TOLLGATE_SMTP_URL"`

@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/billing/metering"
 	"github.com/tollgate/tollgate/proxy/outage"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/ctlmetrics"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/mgmtapi"
@@ -61,13 +62,21 @@ type controlDeps struct {
 	// DigestKey keys API key and admin token digests (the installation's,
 	// config.resolveDigestKey); nil means Secret.
 	DigestKey []byte
+	// Metrics are the control plane's metrics; nil makes serveControl
+	// build them (newControlMetrics). controlHandler instruments its
+	// handlers with them.
+	Metrics *ctlmetrics.Metrics
+	// AdminListener serves the operator port (TOLLGATE_CONTROL_ADMIN_ADDR:
+	// /metrics, /healthz, /readyz); nil serves none.
+	AdminListener net.Listener
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
 func controlHandler(d controlDeps) http.Handler {
-	h := controlMux(d)
+	h := d.Metrics.Instrument(controlMux(d), controlSurface(d.Portal != nil))
 	if d.DevPortal != nil {
-		return hostRouter(d.DevPortal, d.ControlHost, h)
+		return hostRouter(d.DevPortal, d.Metrics.Instrument(d.DevPortal, ctlmetrics.Surface(ctlmetrics.SurfaceDevPortal)),
+			d.ControlHost, h)
 	}
 	return h
 }
@@ -132,13 +141,22 @@ func controlServer(h http.Handler, log *slog.Logger) *http.Server {
 // serveControl runs the management API on ln and the config publisher until
 // ctx is cancelled, then shuts the server down gracefully.
 func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
+	// Postgres outages are logged once, then once a minute, then once on
+	// recovery; requests meanwhile answer 503 (mgmtapi, portals).
+	dbWatch := d.DBMonitor
+	if dbWatch == nil {
+		dbWatch = &store.Monitor{DB: d.DB, Logger: d.Logger.With("component", "postgres")}
+	}
+	if d.Metrics == nil {
+		d.Metrics = newControlMetrics(d, dbWatch)
+	}
 	srv := controlServer(controlHandler(d), d.Logger)
 	pub := publish.New(publish.Options{
 		DB: d.DB, Redis: d.Redis, Keys: d.Keys, Logger: d.Logger, PollInterval: d.PollInterval,
-		BillingURL: billingLink(d),
+		BillingURL: billingLink(d), Observer: d.Metrics.Publisher(),
 	})
 	agg, err := usagesvc.NewAggregator(usagesvc.AggregatorOptions{DB: d.DB, Redis: d.Redis, Keys: d.Keys,
-		Logger: d.Logger.With("component", "usage")})
+		Logger: d.Logger.With("component", "usage"), Observer: d.Metrics.Usage()})
 	if err != nil {
 		return fmt.Errorf("usage aggregator: %w", err)
 	}
@@ -147,13 +165,8 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	var wg sync.WaitGroup
 	// The usage aggregator only returns when ctx ends; it retries failures.
 	wg.Go(func() { _ = agg.Run(ctx) })
-	// Postgres outages are logged once, then once a minute, then once on
-	// recovery; requests meanwhile answer 503 (mgmtapi, portals).
-	dbWatch := d.DBMonitor
-	if dbWatch == nil {
-		dbWatch = &store.Monitor{DB: d.DB, Logger: d.Logger.With("component", "postgres")}
-	}
 	wg.Go(func() { dbWatch.Run(ctx) })
+	wg.Go(func() { d.Metrics.Run(ctx) })
 	wg.Go(func() { recheckDomains(ctx, d) })
 	if d.Billing.Enabled() {
 		// Stripe work (plan products and prices) from the billing outbox,
@@ -173,8 +186,9 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 			d.Metering = meters
 		}
 		wg.Go(func() { _ = meters.Run(ctx) })
+		watchBilling(d, meters)
 	}
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -190,10 +204,23 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 			cancel()
 		}
 	}()
+	var admin *http.Server
+	if d.AdminListener != nil {
+		admin = adminServer(controlAdmin(d), d.Logger)
+		wg.Go(func() {
+			if err := admin.Serve(d.AdminListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("control admin server: %w", err)
+				cancel()
+			}
+		})
+	}
 	<-ctx.Done()
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer shutCancel()
 	_ = srv.Shutdown(shutCtx)
+	if admin != nil {
+		_ = admin.Shutdown(shutCtx)
+	}
 	wg.Wait()
 	close(errs)
 	return <-errs
@@ -226,7 +253,13 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 	if err != nil {
 		return fmt.Errorf("listen on TOLLGATE_CONTROL_ADDR: %w", err)
 	}
-	log.Info("control plane listening", "addr", ln.Addr().String())
+	adminLn, err := net.Listen("tcp", cfg.ControlAdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on TOLLGATE_CONTROL_ADMIN_ADDR: %w", err)
+	}
+	defer adminLn.Close()
+	log.Info("control plane listening", "addr", ln.Addr().String(), "admin_addr", adminLn.Addr().String())
 	// Billing first: the tenant portal's billing page and the developer
 	// portals use it, and the portal's usage repair wakes the metering
 	// runner serveControl runs.
@@ -254,7 +287,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		AllowPrivate: cfg.AllowPrivate, Logger: log, Portal: web, DevPortal: dp, Developers: devs,
 		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())), Billing: bill.Service,
 		DigestKey: cfg.DigestKey, Limits: cfg.Limits,
-		PublicURL: cfg.publicURL(ln.Addr().String()), Metering: bill.Metering,
+		PublicURL: cfg.publicURL(ln.Addr().String()), Metering: bill.Metering, AdminListener: adminLn,
 	}, ln)
 }
 

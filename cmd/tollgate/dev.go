@@ -184,6 +184,14 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		adminLn.Close()
 		return fmt.Errorf("seed demo portal owner: %w", err)
 	}
+	// The control plane's operator port; the default one may be taken (by
+	// another Tollgate): then any free port, which the banner shows.
+	if deps.AdminListener, err = listenOrFree(cfg.ControlAdminAddr, getenv("TOLLGATE_CONTROL_ADMIN_ADDR") != ""); err != nil {
+		controlLn.Close()
+		trafficLn.Close()
+		adminLn.Close()
+		return fmt.Errorf("listen on %s (TOLLGATE_CONTROL_ADMIN_ADDR): %w", cfg.ControlAdminAddr, err)
+	}
 	spawn("control", func() error { return serveControl(ctx, deps, controlLn) })
 	wopts := worker.Options{
 		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, DigestKey: cfg.DigestKey, Domain: cfg.ProxyDomain,
@@ -216,6 +224,7 @@ Tollgate is running (dev mode: throwaway database %s, Redis prefix %q).
   Management API   %s/v1/   (OpenAPI: %s/v1/openapi.json)
   Proxy            %s  (tenant "demo", API /demo, key auth, %d requests/s)
   Proxy admin      http://localhost:%s/readyz
+  Control metrics  http://localhost:%s/metrics   (also /healthz, /readyz)
   Demo backends    %s
 
   Operator token   %s
@@ -230,12 +239,12 @@ Try it:
   curl -H 'Authorization: Bearer %s' %s/v1/apis
 
 Stop with Ctrl-C.
-`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, cfg.publicURL(controlLn.Addr().String()), devPortalEmail, devPortalPassword, cfg.publicURL(controlLn.Addr().String()), devPortalURL, controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()),
+`, dbName(cfg.DatabaseURL), cfg.RedisPrefix, cfg.publicURL(controlLn.Addr().String()), devPortalEmail, devPortalPassword, cfg.publicURL(controlLn.Addr().String()), devPortalURL, controlURL, controlURL, demoURL, *rate, portOf(adminLn.Addr()), portOf(deps.AdminListener.Addr()),
 		strings.Join(targetURLs, " "), cfg.OperatorToken, seed.AdminToken, seed.Key,
 		seed.Key, demoURL, cfg.ProxyDomain, seed.Key, proxyPort, seed.AdminToken, controlURL)
 	if *envFile != "" {
-		content := fmt.Sprintf("TOLLGATE_DEMO_KEY=%s\nTOLLGATE_DEMO_URL=%s\nTOLLGATE_ADMIN_TOKEN=%s\nTOLLGATE_DEMO_HOST=demo.%s\nTOLLGATE_PROXY_PORT=%s\n",
-			seed.Key, demoURL, seed.AdminToken, cfg.ProxyDomain, proxyPort)
+		content := fmt.Sprintf("TOLLGATE_DEMO_KEY=%s\nTOLLGATE_DEMO_URL=%s\nTOLLGATE_ADMIN_TOKEN=%s\nTOLLGATE_DEMO_HOST=demo.%s\nTOLLGATE_PROXY_PORT=%s\nTOLLGATE_CONTROL_ADMIN_PORT=%s\n",
+			seed.Key, demoURL, seed.AdminToken, cfg.ProxyDomain, proxyPort, portOf(deps.AdminListener.Addr()))
 		if err := os.WriteFile(*envFile, []byte(content), 0o600); err != nil {
 			return fmt.Errorf("write env file: %w", err)
 		}
@@ -327,6 +336,16 @@ func waitDemo(ctx context.Context, addr, host, key string) error {
 		}
 	}
 	return fmt.Errorf("demo API did not answer 200 through the proxy within 20s (last: %s)", last)
+}
+
+// listenOrFree listens on addr or, when addr is a default the operator did
+// not choose (chosen false) and it is taken, on a free loopback port.
+func listenOrFree(addr string, chosen bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && !chosen {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	return ln, err
 }
 
 func portOf(a net.Addr) string {

@@ -40,11 +40,12 @@ func TestDevCommand(t *testing.T) {
 	dsn := storetest.NewDatabase(t)
 	envFile := filepath.Join(t.TempDir(), "demo.env")
 	env := map[string]string{
-		"TOLLGATE_CONTROL_ADDR":     "127.0.0.1:0",
-		"TOLLGATE_PROXY_ADDR":       "127.0.0.1:0",
-		"TOLLGATE_PROXY_ADMIN_ADDR": "127.0.0.1:0",
-		"TOLLGATE_REDIS_PREFIX":     "devtest:" + randHex(6) + ":",
-		"TOLLGATE_LOG_LEVEL":        "warn",
+		"TOLLGATE_CONTROL_ADDR":       "127.0.0.1:0",
+		"TOLLGATE_PROXY_ADDR":         "127.0.0.1:0",
+		"TOLLGATE_PROXY_ADMIN_ADDR":   "127.0.0.1:0",
+		"TOLLGATE_CONTROL_ADMIN_ADDR": "127.0.0.1:0",
+		"TOLLGATE_REDIS_PREFIX":       "devtest:" + randHex(6) + ":",
+		"TOLLGATE_LOG_LEVEL":          "warn",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
@@ -84,7 +85,8 @@ func TestDevCommand(t *testing.T) {
 		}
 	}
 	printed := out.String()
-	for _, want := range []string{"curl", vars["TOLLGATE_DEMO_KEY"], "/v1/", "Demo admin token"} {
+	for _, want := range []string{"curl", vars["TOLLGATE_DEMO_KEY"], "/v1/", "Demo admin token",
+		"http://localhost:" + vars["TOLLGATE_CONTROL_ADMIN_PORT"] + "/metrics"} {
 		if want == "" || !strings.Contains(printed, want) {
 			t.Errorf("dev output lacks %q:\n%s", want, printed)
 		}
@@ -100,5 +102,15 @@ func TestDevCommand(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"backend"`) {
 		t.Fatalf("demo call: %d %s", resp.StatusCode, body)
+	}
+	// The control plane's metrics, on the port the banner printed.
+	resp, err = http.Get("http://127.0.0.1:" + vars["TOLLGATE_CONTROL_ADMIN_PORT"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "tollgate_control_publisher_published_generation") {
+		t.Fatalf("control metrics: %d %.300s", resp.StatusCode, body)
 	}
 }

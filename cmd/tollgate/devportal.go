@@ -93,14 +93,15 @@ func newDevPortal(cfg config, db *pgxpool.Pool, rdb redis.UniversalClient, keys 
 	return dp, devs, nil
 }
 
-// hostRouter sends the developer portals' hosts to dp and every other host
-// (the control plane's own: /v1 and the tenant portal) to control. A host
-// under the portal domain is a portal; any other host that is not the
-// control plane's is looked up as a verified custom portal domain.
-func hostRouter(dp *devportal.Portal, controlHost string, control http.Handler) http.Handler {
+// hostRouter sends the developer portals' hosts to portal (dp, or dp
+// instrumented) and every other host (the control plane's own: /v1 and the
+// tenant portal) to control. A host under the portal domain is a portal;
+// any other host that is not the control plane's is looked up as a
+// verified custom portal domain.
+func hostRouter(dp *devportal.Portal, portal http.Handler, controlHost string, control http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if dp.Matches(r.Host) || (!isControlHost(r.Host, controlHost) && dp.ServesCustomDomain(r.Context(), r.Host)) {
-			dp.ServeHTTP(w, r)
+			portal.ServeHTTP(w, r)
 			return
 		}
 		control.ServeHTTP(w, r)

@@ -41,6 +41,9 @@ type platform struct {
 	db       *pgxpool.Pool
 	// smtp receives the control plane's mail.
 	smtp *mailtest.Server
+	// controlAdmin is the base URL of the control plane's operator port
+	// (/metrics, /healthz, /readyz).
+	controlAdmin string
 	// stripe is the platform's Stripe (platformOpts.stripe), nil without.
 	stripe *platformStripe
 }
@@ -107,6 +110,8 @@ func startPlatformWith(t *testing.T, o platformOpts) *platform {
 		t.Fatal(err)
 	}
 	deps.DevPortal, deps.Developers, deps.ControlHost = dp, devs, "localhost"
+	deps.AdminListener = listen(t)
+	p.controlAdmin = "http://" + deps.AdminListener.Addr().String()
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = serveControl(ctx, deps, controlLn) }()
 	for i := 0; i < 2; i++ {

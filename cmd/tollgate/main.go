@@ -33,10 +33,14 @@ Usage:
   tollgate migrate                 apply database migrations
   tollgate tenant create -name N -slug S
                                    create a tenant and print its first admin token
+  tollgate apply -f FILE|DIR [-dry-run] [-prune]
+                                   make a tenant's upstreams, APIs, plans and portal match FILE
+  tollgate export [-o yaml|json]   write a tenant's configuration in the format apply reads
   tollgate dev [flags]             everything in one process with a seeded demo tenant
   tollgate backend -addr A -name N run a small demo HTTP backend
 
-Configuration comes from TOLLGATE_* environment variables (see README.md).
+Configuration comes from TOLLGATE_* environment variables (see README.md);
+apply and export talk to TOLLGATE_URL with TOLLGATE_TOKEN (a tenant admin token).
 `
 
 // run dispatches a subcommand. It returns when the command is done or ctx is
@@ -56,6 +60,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		return cmdMigrate(ctx, rest, stdout, getenv)
 	case "tenant":
 		return cmdTenant(ctx, rest, stdout, getenv)
+	case "apply":
+		return cmdApply(ctx, rest, stdout, getenv)
+	case "export":
+		return cmdExport(ctx, rest, stdout, getenv)
 	case "dev":
 		return cmdDev(ctx, rest, stdout, getenv)
 	case "backend":

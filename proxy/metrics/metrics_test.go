@@ -73,3 +73,40 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// TestRetain: after a config change the series of APIs and upstreams no
+// longer served go; the live ones keep their counts, and unrouted requests
+// are always kept.
+func TestRetain(t *testing.T) {
+	t.Parallel()
+	m := New(Sources{})
+	kept, gone := m.API("acme", "orders"), m.API("acme", "old")
+	unrouted := m.API("", "")
+	for _, a := range []*APIMetrics{kept, gone, unrouted} {
+		a.Observe(200, time.Millisecond)
+	}
+	upKept, upGone := m.Upstream("acme", "u1"), m.Upstream("acme", "u2")
+	upKept.Error(ErrTimeout)
+	upGone.Error(ErrTimeout)
+	upGone.Ejected("http://b:80")
+	m.Retain([]*APIMetrics{kept}, []*UpstreamMetrics{upKept})
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	text := string(body)
+	for _, want := range []string{
+		`tollgate_requests_total{api="orders",class="2xx",tenant="acme"} 1`,
+		`tollgate_requests_total{api="",class="2xx",tenant=""} 1`,
+		`tollgate_upstream_errors_total{kind="timeout",tenant="acme",upstream="u1"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	for _, gone := range []string{`api="old"`, `upstream="u2"`} {
+		if strings.Contains(text, gone) {
+			t.Errorf("exposition still has %s", gone)
+		}
+	}
+}

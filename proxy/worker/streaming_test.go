@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,7 +145,8 @@ func TestLargeDownloadsStreamBounded(t *testing.T) {
 	for i := range chunk {
 		chunk[i] = byte('a' + i%26)
 	}
-	be := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	var opened atomic.Int32
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "application/octet-stream")
 		if r.URL.Path == "/sized" {
 			rw.Header().Set("Content-Length", strconv.Itoa(size))
@@ -155,6 +157,12 @@ func TestLargeDownloadsStreamBounded(t *testing.T) {
 			}
 		}
 	}))
+	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	be.Start()
 	t.Cleanup(be.Close)
 	e := newEnv(t)
 	testredis.Publish(t, e.rdb, e.keys, oneTenant(1,
@@ -188,6 +196,11 @@ func TestLargeDownloadsStreamBounded(t *testing.T) {
 				t.Fatalf("%d bytes allocated while relaying %d: the answer was buffered", alloc, size)
 			}
 		})
+	}
+	// A body relayed to its end leaves its connection to the target
+	// reusable: both downloads went over one.
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("%d connections to the target for two downloads, want 1", n)
 	}
 }
 

@@ -9,15 +9,19 @@
 //   - worker.go: Options, New and Serve: the worker's lifecycle (listeners,
 //     background loops, graceful shutdown) and its admin port (/healthz,
 //     /readyz, /metrics, and /debug/pprof/ when Options.Pprof is set).
-//   - runtime.go: provisioning. A snapshot is built into a runtime (the
+//   - provision.go: provisioning. A snapshot is built into a runtime (the
 //     pipeline's compiled config plus the engine's upstream clients for
 //     it) without touching live state, swapped in whole, and the runtime
-//     it replaces is retired (clients it alone held are closed, metrics
-//     and health checks follow the live config).
+//     it replaces is retired (clients it alone held close their
+//     connections; metric series, health checks and JWT issuers follow
+//     the live config).
 //   - handler.go: HandleFastHTTP, one request's way through: read it,
-//     decide (pipeline), forward or answer a problem (engine), observe.
+//     decide (pipeline), forward or answer a problem (engine), observe;
+//     one deferred Decision.Done releases what the pipeline took.
 //   - observe.go: what is recorded of every answered request: metrics,
-//     usage metering, the access log entry; request ids and trace context.
+//     usage metering, the access log entry; request ids and trace
+//     context; the in-flight count.
+//   - front.go: the net/http servers of the HTTP/2 and TLS fronts.
 //   - throttle.go: the rate limiters, quotas, concurrency limits and the
 //     meter, and their background loops.
 //   - accesslog.go, healthreport.go: the access log writer and the target

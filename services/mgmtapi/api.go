@@ -7,6 +7,7 @@
 package mgmtapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
@@ -74,6 +75,8 @@ const (
 type call struct {
 	actor audit.Actor
 	token tenancy.AdminToken
+	// tagged: a 200 answer carries an ETag (GET, PUT and PATCH).
+	tagged bool
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
@@ -158,7 +161,7 @@ func (a *api) routes() []route {
 			"List admin tokens", "Lists the tenant's admin tokens, revoked ones included, oldest first; the tokens themselves are never shown again.", nil}},
 		{"GET", "/v1/admin-tokens/{id}", authTenant, noBody(http.StatusOK, a.getAdminToken), opDoc{"getAdminToken", tagAdminTokens,
 			"Read an admin token", "Returns one admin token of the tenant, without the token itself.", nil}},
-		{"DELETE", "/v1/admin-tokens/{id}", authTenant, noContent(a.revokeAdminToken), opDoc{"revokeAdminToken", tagAdminTokens,
+		{"DELETE", "/v1/admin-tokens/{id}", authTenant, remove(a.revokeAdminToken, readerOf(a.getAdminToken)), opDoc{"revokeAdminToken", tagAdminTokens,
 			"Revoke an admin token", "Revokes an admin token: it stops working at once. The tenant's last working token cannot be revoked (409).", conflict}},
 
 		{"POST", "/v1/upstreams", authTenant, create(c.CreateUpstream, UpstreamRequest.input, upstreamOf), opDoc{"createUpstream", tagUpstreams,
@@ -167,10 +170,10 @@ func (a *api) routes() []route {
 			"List upstreams", "Lists the tenant's upstreams with their targets, oldest first.", nil}},
 		{"GET", "/v1/upstreams/{id}", authTenant, get(c.GetUpstream, upstreamOf), opDoc{"getUpstream", tagUpstreams,
 			"Read an upstream", "Returns one upstream of the tenant with its targets.", nil}},
-		{"PATCH", "/v1/upstreams/{id}", authTenant, update(c.UpdateUpstream, upstreamRequestOf, UpstreamRequest.input, upstreamOf),
+		{"PATCH", "/v1/upstreams/{id}", authTenant, update(c.GetUpstream, c.UpdateUpstream, catalog.Upstream.Input, upstreamRequestOf, UpstreamRequest.input, upstreamOf),
 			opDoc{"updateUpstream", tagUpstreams, "Replace the named fields of an upstream",
 				"Every field the body names replaces the upstream's current value (null resets it); the others stay. The result is validated as on create.", conflict}},
-		{"DELETE", "/v1/upstreams/{id}", authTenant, remove(c.DeleteUpstream), opDoc{"deleteUpstream", tagUpstreams,
+		{"DELETE", "/v1/upstreams/{id}", authTenant, remove(c.DeleteUpstream, reader(c.GetUpstream, upstreamOf)), opDoc{"deleteUpstream", tagUpstreams,
 			"Delete an upstream", "Deletes an upstream; while an API uses it the answer is 409.", conflict}},
 		{"GET", "/v1/upstreams/{id}/health", authTenant, noBody(http.StatusOK, a.getUpstreamHealth), opDoc{"getUpstreamHealth", tagUpstreams,
 			"Live health of the upstream's targets", "Aggregates the proxy workers' recent reports on each target of the upstream: healthy on every worker, degraded on some, down on none, or unknown.", nil}},
@@ -181,16 +184,19 @@ func (a *api) routes() []route {
 			"List APIs", "Lists the tenant's APIs, oldest first.", nil}},
 		{"GET", "/v1/apis/{id}", authTenant, get(c.GetAPI, apiOf), opDoc{"getApi", tagAPIs,
 			"Read an API", "Returns one API of the tenant.", nil}},
-		{"PATCH", "/v1/apis/{id}", authTenant, update(c.UpdateAPI, apiRequestOf, APIRequest.input, apiOf), opDoc{"updateApi", tagAPIs,
+		{"PATCH", "/v1/apis/{id}", authTenant, update(c.GetAPI, c.UpdateAPI, catalog.API.Input, apiRequestOf, APIRequest.input, apiOf), opDoc{"updateApi", tagAPIs,
 			"Replace the named fields of an API",
 			"Every field the body names replaces the API's current value (null resets it); the others stay. The result is validated as on create.", conflict}},
-		{"DELETE", "/v1/apis/{id}", authTenant, remove(c.DeleteAPI), opDoc{"deleteApi", tagAPIs,
+		{"DELETE", "/v1/apis/{id}", authTenant, remove(c.DeleteAPI, reader(c.GetAPI, apiOf)), opDoc{"deleteApi", tagAPIs,
 			"Delete an API", "Deletes an API; plans that included it no longer do.", nil}},
 		{"PUT", "/v1/apis/{id}/openapi", authTenant, a.putAPIDocumentEndpoint(), opDoc{"importApiDocument", tagAPIs,
 			"Import an OpenAPI 3 document (JSON or YAML); its operations become the API's routes",
 			"Validates the document with kin-openapi and replaces the API's routes with its operations; the proxy then serves those only (404 or 405 otherwise). External references are refused.", conflict}},
 		{"GET", "/v1/apis/{id}/openapi", authTenant, noBody(http.StatusOK, a.getAPIDocument), opDoc{"getApiDocument", tagAPIs,
 			"The API's imported OpenAPI document: title, version and routes", "Returns the summary of the API's last imported document; 404 when it has none.", nil}},
+		{"GET", "/v1/apis/{id}/openapi/document", authTenant, noBody(http.StatusOK, a.exportAPIDocument), opDoc{"exportApiDocument", tagAPIs,
+			"The API's imported OpenAPI document itself, as stored (JSON)",
+			"Returns the document last imported with PUT /v1/apis/{id}/openapi, as the API stores it: parsed and written back as JSON. Importing it again changes no route. 404 when the API has none.", nil}},
 
 		{"POST", "/v1/plans", authTenant, create(c.CreatePlan, PlanRequest.input, planOf), opDoc{"createPlan", tagPlans,
 			"Create a plan", "Creates a plan: the limits keys are issued under, the APIs they may call and, optionally, a price billed through Stripe.", conflict}},
@@ -198,10 +204,10 @@ func (a *api) routes() []route {
 			"List plans", "Lists the tenant's plans, oldest first.", nil}},
 		{"GET", "/v1/plans/{id}", authTenant, get(c.GetPlan, planOf), opDoc{"getPlan", tagPlans,
 			"Read a plan", "Returns one plan of the tenant.", nil}},
-		{"PATCH", "/v1/plans/{id}", authTenant, update(c.UpdatePlan, planRequestOf, PlanRequest.input, planOf), opDoc{"updatePlan", tagPlans,
+		{"PATCH", "/v1/plans/{id}", authTenant, update(c.GetPlan, c.UpdatePlan, catalog.Plan.Input, planRequestOf, PlanRequest.input, planOf), opDoc{"updatePlan", tagPlans,
 			"Replace the named fields of a plan",
 			"Every field the body names replaces the plan's current value (null resets it); the others stay. The result is validated as on create.", conflict}},
-		{"DELETE", "/v1/plans/{id}", authTenant, remove(c.DeletePlan), opDoc{"deletePlan", tagPlans,
+		{"DELETE", "/v1/plans/{id}", authTenant, remove(c.DeletePlan, reader(c.GetPlan, planOf)), opDoc{"deletePlan", tagPlans,
 			"Delete a plan", "Deletes a plan; while it has active keys the answer is 409.", conflict}},
 
 		{"POST", "/v1/consumers", authTenant, create(c.CreateConsumer, ConsumerRequest.input, consumerOf), opDoc{"createConsumer", tagConsumers,
@@ -210,10 +216,10 @@ func (a *api) routes() []route {
 			"List consumers", "Lists the tenant's consumers, developers of the portal included, oldest first.", nil}},
 		{"GET", "/v1/consumers/{id}", authTenant, get(c.GetConsumer, consumerOf), opDoc{"getConsumer", tagConsumers,
 			"Read a consumer", "Returns one consumer of the tenant.", nil}},
-		{"PATCH", "/v1/consumers/{id}", authTenant, update(c.UpdateConsumer, consumerRequestOf, ConsumerRequest.input, consumerOf),
+		{"PATCH", "/v1/consumers/{id}", authTenant, update(c.GetConsumer, c.UpdateConsumer, catalog.Consumer.Input, consumerRequestOf, ConsumerRequest.input, consumerOf),
 			opDoc{"updateConsumer", tagConsumers, "Replace the named fields of a consumer",
 				"Every field the body names replaces the consumer's current value; the others stay. A suspended consumer's keys are refused by every worker.", conflict}},
-		{"DELETE", "/v1/consumers/{id}", authTenant, remove(c.DeleteConsumer), opDoc{"deleteConsumer", tagConsumers,
+		{"DELETE", "/v1/consumers/{id}", authTenant, remove(c.DeleteConsumer, reader(c.GetConsumer, consumerOf)), opDoc{"deleteConsumer", tagConsumers,
 			"Delete a consumer", "Deletes a consumer and revokes its keys.", nil}},
 
 		{"POST", "/v1/keys", authTenant, withBody(http.StatusCreated, a.createKey), opDoc{"createKey", tagKeys,
@@ -222,7 +228,7 @@ func (a *api) routes() []route {
 			"List keys", "Lists the tenant's keys (or one consumer's), oldest first, without the keys themselves.", nil}},
 		{"GET", "/v1/keys/{id}", authTenant, get(c.GetKey, keyOf), opDoc{"getKey", tagKeys,
 			"Read a key", "Returns one key of the tenant, without the key itself.", nil}},
-		{"DELETE", "/v1/keys/{id}", authTenant, remove(c.RevokeKey), opDoc{"revokeKey", tagKeys,
+		{"DELETE", "/v1/keys/{id}", authTenant, remove(c.RevokeKey, reader(c.GetKey, keyOf)), opDoc{"revokeKey", tagKeys,
 			"Revoke a key", "Revokes a key: every worker refuses it (401) once the revocation reaches it. Revoking a revoked key succeeds.", nil}},
 		{"GET", "/v1/keys/{id}/quota", authTenant, noBody(http.StatusOK, a.getKeyQuota), opDoc{"getKeyQuota", tagKeys,
 			"The key's quota in the current billing period: used and left", "Reads the quota counter the proxy workers enforce for the key (or its consumer, by the plan's scope).", nil}},
@@ -290,11 +296,14 @@ func (a *api) handler() http.Handler {
 	return mux
 }
 
-// wrap authenticates the caller and runs the handler, answering errors as problems.
+// wrap authenticates the caller and runs the handler, answering errors as
+// problems: under its Idempotency-Key for a POST that sends one
+// (idempotency.go), after its If-Match for a write that checks it before
+// it runs (precondition.go).
 func (a *api) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		c := &call{}
+		c := &call{tagged: r.Method == http.MethodGet || r.Method == http.MethodPut || r.Method == http.MethodPatch}
 		switch rt.auth {
 		case authTenant:
 			tok, err := tenancy.Authenticate(r.Context(), a.db, a.secret, bearer(r))
@@ -311,6 +320,22 @@ func (a *api) wrap(rt route) http.Handler {
 				return
 			}
 			c.actor = audit.Actor{Name: audit.Operator}
+		}
+		if r.Method == http.MethodPost && r.Header.Get(idempotencyHeader) != "" {
+			if err := a.idempotent(w, r, c, rt); err != nil {
+				a.fail(w, r, err)
+			}
+			return
+		}
+		if rt.current != nil && ifMatchOf(r) != "" {
+			cur, err := rt.current(r, c)
+			if err == nil {
+				err = checkIfMatch(r, cur)
+			}
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
 		}
 		if err := rt.handle(w, r, c); err != nil {
 			a.fail(w, r, err)
@@ -345,7 +370,7 @@ func (a *api) createTenant(r *http.Request, _ *call, in TenantRequest) (TenantCr
 	if err != nil {
 		return TenantCreated{}, err
 	}
-	return TenantCreated{Tenant: tenantOf(t), AdminToken: tok}, nil
+	return TenantCreated{Tenant: tenantOf(t), AdminToken: &tok}, nil
 }
 
 func (a *api) getTenant(r *http.Request, c *call) (Tenant, error) {
@@ -358,7 +383,7 @@ func (a *api) createAdminToken(r *http.Request, c *call, in AdminTokenRequest) (
 	if err != nil {
 		return AdminTokenCreated{}, err
 	}
-	return AdminTokenCreated{AdminToken: adminTokenOf(t), Token: tok}, nil
+	return AdminTokenCreated{AdminToken: adminTokenOf(t), Token: &tok}, nil
 }
 
 func (a *api) listAdminTokens(r *http.Request, c *call) (ListPage[AdminToken], error) {
@@ -378,8 +403,8 @@ func (a *api) getAdminToken(r *http.Request, c *call) (AdminToken, error) {
 	return adminTokenOf(t), err
 }
 
-func (a *api) revokeAdminToken(r *http.Request, c *call) error {
-	return tenancy.RevokeToken(r.Context(), a.db, c.actor, r.PathValue("id"))
+func (a *api) revokeAdminToken(ctx context.Context, who audit.Actor, id string) error {
+	return tenancy.RevokeToken(ctx, a.db, who, id)
 }
 
 func (a *api) createKey(r *http.Request, c *call, in KeyRequest) (KeyCreated, error) {
@@ -387,7 +412,7 @@ func (a *api) createKey(r *http.Request, c *call, in KeyRequest) (KeyCreated, er
 	if err != nil {
 		return KeyCreated{}, err
 	}
-	return KeyCreated{Key: keyOf(k), Secret: secret}, nil
+	return KeyCreated{Key: keyOf(k), Secret: &secret}, nil
 }
 
 // KeyListQuery are the query parameters of GET /v1/keys.

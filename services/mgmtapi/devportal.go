@@ -24,7 +24,7 @@ func (a *api) devPortalRoutes() []route {
 		{"PUT", "/v1/portal", authTenant, a.putPortalEndpoint(), opDoc{"updatePortal", tagPortal,
 			"Change the fields of the developer portal's settings the body names; returns the whole settings",
 			"Every field the body names replaces the current value; the others stay. Returns the whole settings.", nil}},
-		{"PUT", "/v1/portal/oidc", authTenant, withBody(http.StatusOK, a.putPortalOIDC), opDoc{"setPortalOidc", tagPortal,
+		{"PUT", "/v1/portal/oidc", authTenant, checkedBy(withBody(http.StatusOK, a.putPortalOIDC), readerOf(a.getPortal)), opDoc{"setPortalOidc", tagPortal,
 			"Set the developers' OpenID Connect provider (empty issuer and client_id turn it off)",
 			"Sets the identity provider developers sign in with. The client secret is write-only: an empty one keeps the stored secret.", nil}},
 		{"GET", "/v1/developers", authTenant, withQuery[DeveloperListQuery](noBody(http.StatusOK, a.listDevelopers)), opDoc{"listDevelopers", tagPortal,
@@ -61,6 +61,12 @@ func (a *api) devPortalRoutes() []route {
 	}
 }
 
+// checkedBy makes e honour If-Match against current, checked before e runs.
+func checkedBy(e endpoint, current currentFunc) endpoint {
+	e.ifMatch, e.current = true, current
+	return e
+}
+
 // emptyAction is an action route (approve, suspend, ...): an optional
 // empty body, the object answered.
 func emptyAction[Resp any](fn func(r *http.Request, c *call) (Resp, error)) endpoint {
@@ -75,9 +81,10 @@ func (a *api) getPortal(r *http.Request, c *call) (Portal, error) {
 }
 
 // putPortalEndpoint merges the fields the body names into the portal
-// settings and returns the whole object.
+// settings and returns the whole object. If-Match is checked against the
+// settings under the lock of the write.
 func (a *api) putPortalEndpoint() endpoint {
-	return endpoint{in: typeOf[PortalRequest](), out: typeOf[Portal](), status: http.StatusOK,
+	return endpoint{in: typeOf[PortalRequest](), out: typeOf[Portal](), status: http.StatusOK, ifMatch: true,
 		handle: func(w http.ResponseWriter, r *http.Request, c *call) error {
 			body, err := readBody(w, r)
 			if err != nil {
@@ -87,6 +94,9 @@ func (a *api) putPortalEndpoint() endpoint {
 				return err
 			}
 			p, err := settings.SavePortal(r.Context(), a.db, c.actor, func(p *settings.Portal) error {
+				if err := checkIfMatch(r, portalOf(*p)); err != nil {
+					return err
+				}
 				in := portalRequestOf(*p)
 				if err := mergePatch(&in, body); err != nil {
 					return err
@@ -97,7 +107,7 @@ func (a *api) putPortalEndpoint() endpoint {
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, http.StatusOK, portalOf(p))
+			return writeJSON(w, c, http.StatusOK, portalOf(p))
 		}}
 }
 
@@ -305,7 +315,7 @@ func externalRoutes() []route {
 // external is the endpoint of a route another package serves: its types
 // only (hasBody: it takes a Req body).
 func external[Req, Resp any](status int, hasBody bool) endpoint {
-	e := endpoint{out: typeOf[Resp](), status: status}
+	e := endpoint{out: typeOf[Resp](), status: status, external: true}
 	if hasBody {
 		e.in = typeOf[Req]()
 	}

@@ -2,6 +2,8 @@ package mgmtapi
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 
@@ -29,6 +31,17 @@ type endpoint struct {
 	status int
 	// query is a struct whose query-tagged fields are the query parameters.
 	query reflect.Type
+	// ifMatch: the route honours If-Match (precondition.go). current,
+	// when set, reads what it is checked against before the handler runs;
+	// without it the handler checks it itself, under its write's lock.
+	ifMatch bool
+	current currentFunc
+	// redact removes the secrets (a key, a token) from a 2xx answer, for
+	// the copy that Idempotency-Key keeps (idempotency.go); nil: the answer
+	// holds none.
+	redact func(body []byte) ([]byte, error)
+	// external: another package serves the route; this one documents it.
+	external bool
 }
 
 func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
@@ -42,7 +55,7 @@ func withQuery[Q any](e endpoint) endpoint {
 // withBody decodes the body strictly into a Req, calls fn and answers its
 // Resp with status.
 func withBody[Req, Resp any](status int, fn func(r *http.Request, c *call, in Req) (Resp, error)) endpoint {
-	return endpoint{in: typeOf[Req](), out: typeOf[Resp](), status: status,
+	return endpoint{in: typeOf[Req](), out: typeOf[Resp](), status: status, redact: redactor[Resp](),
 		handle: func(w http.ResponseWriter, r *http.Request, c *call) error {
 			body, err := readBody(w, r)
 			if err != nil {
@@ -56,7 +69,7 @@ func withBody[Req, Resp any](status int, fn func(r *http.Request, c *call, in Re
 			if err != nil {
 				return domainError(in, err)
 			}
-			return writeJSON(w, status, out)
+			return writeJSON(w, c, status, out)
 		}}
 }
 
@@ -69,7 +82,7 @@ func noBody[Resp any](status int, fn func(r *http.Request, c *call) (Resp, error
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, status, out)
+			return writeJSON(w, c, status, out)
 		}}
 }
 
@@ -130,17 +143,35 @@ func list[Out, Resp any](fn func(ctx context.Context, tenantID string, page stor
 // update is PATCH on an item: the fields the body names replace the
 // current ones (mergePatch over the current input as a Req, which toReq
 // makes of the domain's input), then the merged request goes back to the
-// domain as its input.
-func update[Req, In, Out, Resp any](fn func(context.Context, audit.Actor, string, func(*In) error) (Out, error),
-	toReq func(In) Req, in func(Req) In, out func(Out) Resp) endpoint {
-	return endpoint{in: typeOf[Req](), out: typeOf[Resp](), status: http.StatusOK,
+// domain as its input. With If-Match, the object as get reads it must have
+// one of the ETags named, and its input (inputOf) must still be the same
+// under the lock of the write ("*" takes the object as it is then).
+func update[Req, In, Out, Resp any](get func(ctx context.Context, tenantID, id string) (Out, error),
+	fn func(context.Context, audit.Actor, string, func(*In) error) (Out, error),
+	inputOf func(Out) In, toReq func(In) Req, in func(Req) In, out func(Out) Resp) endpoint {
+	return endpoint{in: typeOf[Req](), out: typeOf[Resp](), status: http.StatusOK, ifMatch: true,
 		handle: func(w http.ResponseWriter, r *http.Request, c *call) error {
 			body, err := readBody(w, r)
 			if err != nil {
 				return err
 			}
+			var seen *In
+			if h := ifMatchOf(r); h != "" && !ifMatchStar(h) {
+				o, err := get(r.Context(), c.actor.TenantID, r.PathValue("id"))
+				if err != nil {
+					return err
+				}
+				if err := checkIfMatch(r, out(o)); err != nil {
+					return err
+				}
+				s := inputOf(o)
+				seen = &s
+			}
 			var req Req
 			o, err := fn(r.Context(), c.actor, r.PathValue("id"), func(cur *In) error {
+				if seen != nil && !sameJSON(*cur, *seen) {
+					return preconditionFailed()
+				}
 				req = toReq(*cur)
 				if err := mergePatch(&req, body); err != nil {
 					return err
@@ -151,15 +182,18 @@ func update[Req, In, Out, Resp any](fn func(context.Context, audit.Actor, string
 			if err != nil {
 				return domainError(req, err)
 			}
-			return writeJSON(w, http.StatusOK, out(o))
+			return writeJSON(w, c, http.StatusOK, out(o))
 		}}
 }
 
-// remove is DELETE on an item; 204.
-func remove(fn func(context.Context, audit.Actor, string) error) endpoint {
-	return noContent(func(r *http.Request, c *call) error {
+// remove is DELETE on an item; 204. With If-Match, current (the item as
+// GET answers it) must have one of the ETags named.
+func remove(fn func(context.Context, audit.Actor, string) error, current currentFunc) endpoint {
+	e := noContent(func(r *http.Request, c *call) error {
 		return fn(r.Context(), c.actor, r.PathValue("id"))
 	})
+	e.ifMatch, e.current = true, current
+	return e
 }
 
 // domainError lets a request type name the domain's errors in its own
@@ -169,6 +203,26 @@ func domainError(req any, err error) error {
 		return m.domainError(err)
 	}
 	return err
+}
+
+// secretHolder is an answer that shows a secret once (a key, an admin
+// token): withoutSecret is the same answer with the secret null, as a
+// replay under its Idempotency-Key shows it.
+type secretHolder interface{ withoutSecret() any }
+
+// redactor removes the secret of a Resp answer, when Resp holds one.
+func redactor[Resp any]() func([]byte) ([]byte, error) {
+	var zero Resp
+	if _, ok := any(zero).(secretHolder); !ok {
+		return nil
+	}
+	return func(body []byte) ([]byte, error) {
+		var v Resp
+		if err := json.Unmarshal(body, &v); err != nil {
+			return nil, fmt.Errorf("redact answer: %w", err)
+		}
+		return encodeJSON(any(v).(secretHolder).withoutSecret())
+	}
 }
 
 // PageQuery are the query parameters of every list.

@@ -51,7 +51,7 @@ func (r resp) JSON(t *testing.T) map[string]any {
 	return m
 }
 
-func (e *env) do(method, path, token string, body any) resp {
+func (e *env) do(method, path, token string, body any, header ...string) resp {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -71,6 +71,9 @@ func (e *env) do(method, path, token string, body any) resp {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)

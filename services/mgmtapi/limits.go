@@ -15,7 +15,7 @@ func (a *api) limitsRoutes() []route {
 			"The caller's limits and what it uses of each", "Returns the tenant's limits (the operator's defaults with the tenant's own values) and what it uses of each.", nil}},
 		{"GET", "/v1/tenants/{id}/limits", authOperator, noBody(http.StatusOK, a.getTenantLimits), opDoc{"getTenantLimits", tagLimits,
 			"A tenant's limits and usage (operator token)", "Returns a tenant's limits and usage. Takes the operator token.", nil}},
-		{"PUT", "/v1/tenants/{id}/limits", authOperator, withBody(http.StatusOK, a.putTenantLimits), opDoc{"setTenantLimits", tagLimits,
+		{"PUT", "/v1/tenants/{id}/limits", authOperator, checkedBy(withBody(http.StatusOK, a.putTenantLimits), readerOf(a.getTenantLimits)), opDoc{"setTenantLimits", tagLimits,
 			"Set a tenant's own limits, replacing earlier ones (operator token)",
 			"Replaces the tenant's own limit values: each named limit with a number is set, null or left out takes the operator's default ({} returns the tenant to the defaults). Lowering a limit below the tenant's usage removes nothing; changes that would grow past it are refused. Takes the operator token.", nil}},
 	}

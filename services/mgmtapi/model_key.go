@@ -39,11 +39,16 @@ func (Key) schemaDoc() string {
 // KeyCreated is a new key with the key itself, shown only in this answer.
 type KeyCreated struct {
 	Key
-	Secret string `json:"key" doc:"the API key; shown only here"`
+	Secret *string `json:"key" doc:"the API key; shown only here, null in a replay of this answer (Idempotency-Key)"`
 }
 
 func (KeyCreated) schemaDoc() string {
 	return "A new API key, with the key itself: it is shown only in this answer."
+}
+
+func (k KeyCreated) withoutSecret() any {
+	k.Secret = nil
+	return k
 }
 
 // KeyQuota is a key's quota in the current period.

@@ -132,6 +132,9 @@ func portalRequestOf(p settings.Portal) PortalRequest {
 }
 
 func portalOf(p settings.Portal) Portal {
+	if p.AllowedEmailDomains == nil {
+		p.AllowedEmailDomains = []string{}
+	}
 	return Portal{Enabled: p.Enabled, Signup: p.Signup, DisplayName: p.DisplayName, AccentColor: p.AccentColor,
 		LogoURL: p.LogoURL, SupportEmail: p.SupportEmail, AllowedEmailDomains: slices.Clone(p.AllowedEmailDomains),
 		OIDC: PortalOIDC{Issuer: p.OIDC.Issuer, ClientID: p.OIDC.ClientID, HasSecret: p.OIDC.HasSecret}}

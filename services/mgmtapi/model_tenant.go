@@ -26,12 +26,17 @@ func (Tenant) schemaDoc() string { return "A tenant: a company that puts its API
 
 // TenantCreated answers POST /v1/tenants; the admin token is shown once.
 type TenantCreated struct {
-	Tenant     Tenant `json:"tenant"`
-	AdminToken string `json:"admin_token" doc:"the tenant's first admin token; shown only here"`
+	Tenant     Tenant  `json:"tenant"`
+	AdminToken *string `json:"admin_token" doc:"the tenant's first admin token; shown only here, null in a replay of this answer (Idempotency-Key)"`
 }
 
 func (TenantCreated) schemaDoc() string {
 	return "A new tenant and its first admin token, shown only in this answer."
+}
+
+func (t TenantCreated) withoutSecret() any {
+	t.AdminToken = nil
+	return t
 }
 
 // AdminTokenRequest creates an admin token.
@@ -58,11 +63,16 @@ func (AdminToken) schemaDoc() string {
 // AdminTokenCreated is a new admin token with the token itself.
 type AdminTokenCreated struct {
 	AdminToken
-	Token string `json:"token" doc:"the admin token; shown only here"`
+	Token *string `json:"token" doc:"the admin token; shown only here, null in a replay of this answer (Idempotency-Key)"`
 }
 
 func (AdminTokenCreated) schemaDoc() string {
 	return "A new admin token, with the token itself: it is shown only in this answer."
+}
+
+func (t AdminTokenCreated) withoutSecret() any {
+	t.Token = nil
+	return t
 }
 
 func tenantOf(t tenancy.Tenant) Tenant {

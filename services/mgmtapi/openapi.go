@@ -56,9 +56,10 @@ var problemResponses = map[int]struct{ name, desc string }{
 	http.StatusBadRequest:            {"BadRequest", "Malformed request: bad JSON, an unknown field, a wrong type or a bad query parameter"},
 	http.StatusUnauthorized:          {"Unauthenticated", "Missing or bad token"},
 	http.StatusNotFound:              {"NotFound", "No such object (another tenant's objects are not found either)"},
-	http.StatusConflict:              {"Conflict", "A clash with another object, a state that does not allow it, or a limit exceeded (type limit-exceeded)"},
+	http.StatusConflict:              {"Conflict", "A clash with another object, a state that does not allow it, a limit exceeded (type limit-exceeded), or a request with the same Idempotency-Key still running (type idempotency-key-in-use, with Retry-After)"},
+	http.StatusPreconditionFailed:    {"PreconditionFailed", "If-Match names none of the object's current ETags (type precondition-failed): it changed since it was read; nothing was changed"},
 	http.StatusRequestEntityTooLarge: {"TooLarge", "The body is too large"},
-	http.StatusUnprocessableEntity:   {"Validation", "Validation failed: every refused field is listed in errors"},
+	http.StatusUnprocessableEntity:   {"Validation", "Validation failed (type validation: every refused field is listed in errors), or the Idempotency-Key was used with another request (type idempotency-key-reused)"},
 	http.StatusInternalServerError:   {"Internal", "The request failed; it has been logged"},
 	http.StatusServiceUnavailable:    {"Unavailable", "The service is temporarily unavailable; retry after Retry-After seconds"},
 }
@@ -150,6 +151,17 @@ func (g *schemaGen) operation(rt route, used map[int]bool) (obj, error) {
 	if rt.query != nil {
 		params = append(params, g.queryParams(rt.query)...)
 	}
+	idempotent := rt.method == http.MethodPost && !rt.external
+	if idempotent {
+		params = append(params, obj{"name": idempotencyHeader, "in": "header", "required": false,
+			"description": "a key of the caller's choosing (a UUID, say) that makes a retry of this request return the first answer (Idempotent-Replayed: true) instead of acting again; kept 24 hours per tenant (per operator for POST /v1/tenants). A secret of the first answer (a key, a token) is null in a replay. Reusing a key with another request answers 422 idempotency-key-reused; while the first request runs, 409 idempotency-key-in-use.",
+			"schema":      obj{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKey}})
+	}
+	if rt.ifMatch {
+		params = append(params, obj{"name": "If-Match", "in": "header", "required": false,
+			"description": "ETags of the object (from a GET, PUT or PATCH answer), or *: the change is made only if the object still has one of them, else 412 precondition-failed",
+			"schema":      obj{"type": "string"}})
+	}
 	if len(params) > 0 {
 		op["parameters"] = params
 	}
@@ -178,6 +190,12 @@ func (g *schemaGen) operation(rt route, used map[int]bool) (obj, error) {
 			problems[http.StatusRequestEntityTooLarge], problems[http.StatusUnprocessableEntity] = true, true
 		}
 	}
+	if idempotent {
+		problems[http.StatusConflict], problems[http.StatusUnprocessableEntity] = true, true
+	}
+	if rt.ifMatch {
+		problems[http.StatusPreconditionFailed] = true
+	}
 	for _, s := range d.problems {
 		if _, ok := problemResponses[s]; !ok {
 			return nil, fmt.Errorf("no problem response for status %d", s)
@@ -189,6 +207,15 @@ func (g *schemaGen) operation(rt route, used map[int]bool) (obj, error) {
 	ok := obj{"description": http.StatusText(rt.status)}
 	if rt.out != nil {
 		ok["content"] = obj{"application/json": obj{"schema": g.ref(rt.out)}}
+	}
+	switch {
+	case rt.external:
+	case rt.status == http.StatusOK && rt.method != http.MethodPost && rt.method != http.MethodDelete:
+		ok["headers"] = obj{"ETag": obj{"description": "strong validator of this answer; send it in If-Match to change the object only if it has not changed since",
+			"schema": obj{"type": "string"}}}
+	case idempotent:
+		ok["headers"] = obj{replayedHeader: obj{"description": "true: this answer is a replay of the first answer under the request's Idempotency-Key (its secrets null)",
+			"schema": obj{"type": "string", "enum": []any{"true"}}}}
 	}
 	responses[strconv.Itoa(rt.status)] = ok
 	for s := range problems {
@@ -580,8 +607,10 @@ func OpenAPI() []byte {
 func (a *api) openAPIEndpoint() endpoint {
 	return endpoint{out: typeOf[OpenAPIDocument](), status: http.StatusOK,
 		handle: func(w http.ResponseWriter, _ *http.Request, _ *call) error {
+			doc := OpenAPI()
 			w.Header().Set("Content-Type", "application/json")
-			_, err := w.Write(OpenAPI())
+			w.Header().Set("ETag", etagOf(doc))
+			_, err := w.Write(doc)
 			return err
 		}}
 }

@@ -2,6 +2,7 @@ package mgmtapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +15,11 @@ import (
 // putAPIDocumentEndpoint imports an OpenAPI 3 document (JSON or YAML, the
 // raw body) into an API: it is validated with kin-openapi and its
 // operations become the API's routes, which the proxy then enforces (404 /
-// 405 otherwise).
+// 405 otherwise). If-Match is checked against the summary GET answers; an
+// API without a document has none, which no If-Match matches.
 func (a *api) putAPIDocumentEndpoint() endpoint {
-	return endpoint{inDocument: true, out: typeOf[APIDocument](), status: http.StatusOK,
+	return endpoint{inDocument: true, out: typeOf[APIDocument](), status: http.StatusOK, ifMatch: true,
+		current: a.currentAPIDocument,
 		handle: func(w http.ResponseWriter, r *http.Request, c *call) error {
 			doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, catalog.MaxOpenAPIBytes))
 			var mbe *http.MaxBytesError
@@ -33,7 +36,7 @@ func (a *api) putAPIDocumentEndpoint() endpoint {
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, http.StatusOK, apiDocumentOf(imp))
+			return writeJSON(w, c, http.StatusOK, apiDocumentOf(imp))
 		}}
 }
 
@@ -47,4 +50,33 @@ func (a *api) getAPIDocument(r *http.Request, c *call) (APIDocument, error) {
 		return APIDocument{}, fmt.Errorf("no OpenAPI document imported: %w", fault.ErrNotFound)
 	}
 	return apiDocumentOf(imp), nil
+}
+
+// currentAPIDocument is the summary of the API's document for If-Match: nil
+// when the API has none (a missing API is not found).
+func (a *api) currentAPIDocument(r *http.Request, c *call) (any, error) {
+	imp, ok, err := a.cat.GetOpenAPIImport(r.Context(), c.actor.TenantID, r.PathValue("id"))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return apiDocumentOf(imp), nil
+}
+
+// exportAPIDocument returns the API's stored document itself.
+func (a *api) exportAPIDocument(r *http.Request, c *call) (OpenAPIDocument, error) {
+	if _, err := a.cat.GetAPI(r.Context(), c.actor.TenantID, r.PathValue("id")); err != nil {
+		return nil, err
+	}
+	raw, _, _, ok, err := a.cat.GetOpenAPIDocument(r.Context(), c.actor.TenantID, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("no OpenAPI document imported: %w", fault.ErrNotFound)
+	}
+	var doc OpenAPIDocument
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("decode stored document: %w", err)
+	}
+	return doc, nil
 }

@@ -1,8 +1,10 @@
 package mgmtapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -46,6 +48,12 @@ func badRequest(field, msg string) error {
 	return &requestError{status: http.StatusBadRequest, field: field, msg: msg}
 }
 
+// problemError is an error of the HTTP layer's own rules (preconditions,
+// idempotency keys) that is answered as the problem it carries.
+type problemError struct{ p Problem }
+
+func (e *problemError) Error() string { return e.p.Detail }
+
 // problemFor turns an error into the problem to answer with. Only errors the
 // domain marks as user-facing reach the client; the rest become a bare 500.
 func problemFor(err error) Problem {
@@ -55,7 +63,10 @@ func problemFor(err error) Problem {
 	var de *fault.DeniedError
 	var te *fault.ThrottledError
 	var le *fault.LimitError
+	var pe *problemError
 	switch {
+	case errors.As(err, &pe):
+		return pe.p
 	case errors.As(err, &le):
 		// Before conflicts: a LimitError is also a ConflictError.
 		p := Problem{Type: ProblemBase + "limit-exceeded", Title: "Limit exceeded", Status: http.StatusConflict,
@@ -140,8 +151,28 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, p)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) error {
+// writeJSON answers v as JSON with status; a 200 answer to a read or a
+// change of one object (c.tagged) carries the ETag of its body.
+func writeJSON(w http.ResponseWriter, c *call, status int, v any) error {
+	body, err := encodeJSON(v)
+	if err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
 	w.Header().Set("Content-Type", "application/json")
+	if c != nil && c.tagged && status == http.StatusOK {
+		w.Header().Set("ETag", etagOf(body))
+	}
 	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+	_, err = w.Write(body)
+	return err
+}
+
+// encodeJSON is the JSON answer of v, as writeJSON writes it (and ETags
+// digest it).
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -148,9 +148,9 @@ func TestResponseShapes(t *testing.T) {
 	ctx := context.Background()
 	got := map[string]answer{}
 	var calls []recorded
-	call := func(name string, want int, method, path, token string, body any) map[string]any {
+	call := func(name string, want int, method, path, token string, body any, header ...string) map[string]any {
 		t.Helper()
-		r := e.do(method, path, token, body)
+		r := e.do(method, path, token, body, header...)
 		if r.Status != want {
 			t.Fatalf("%s: %s %s: status %d, want %d: %s", name, method, path, r.Status, want, r.Body)
 		}
@@ -174,11 +174,15 @@ func TestResponseShapes(t *testing.T) {
 	id := func(m map[string]any) string { return m["id"].(string) }
 
 	// Tenants and admin tokens.
-	tc := call("tenant.create", 201, "POST", "/v1/tenants", testOperatorToken, map[string]any{"name": "Acme", "slug": "acme"})
+	tc := call("tenant.create", 201, "POST", "/v1/tenants", testOperatorToken, map[string]any{"name": "Acme", "slug": "acme"},
+		"Idempotency-Key", "tenant-acme")
+	call("tenant.create.replay", 201, "POST", "/v1/tenants", testOperatorToken, map[string]any{"name": "Acme", "slug": "acme"},
+		"Idempotency-Key", "tenant-acme")
 	tok := tc["admin_token"].(string)
 	tenantID := tc["tenant"].(map[string]any)["id"].(string)
 	call("tenant.get", 200, "GET", "/v1/tenant", tok, nil)
-	at := call("admin_token.create", 201, "POST", "/v1/admin-tokens", tok, map[string]any{"name": "ci"})
+	at := call("admin_token.create", 201, "POST", "/v1/admin-tokens", tok, map[string]any{"name": "ci"}, "Idempotency-Key", "tok-ci")
+	call("admin_token.create.replay", 201, "POST", "/v1/admin-tokens", tok, map[string]any{"name": "ci"}, "Idempotency-Key", "tok-ci")
 	call("admin_token.get", 200, "GET", "/v1/admin-tokens/"+id(at), tok, nil)
 	call("admin_token.list", 200, "GET", "/v1/admin-tokens", tok, nil)
 	call("admin_token.revoke", 204, "DELETE", "/v1/admin-tokens/"+id(at), tok, nil)
@@ -241,9 +245,13 @@ func TestResponseShapes(t *testing.T) {
 	call("api.patch", 200, "PATCH", "/v1/apis/"+id(api), tok, map[string]any{"published": true, "strip_base_path": false})
 	call("api.openapi.put", 200, "PUT", "/v1/apis/"+id(api)+"/openapi", tok, petsDoc)
 	call("api.openapi.get", 200, "GET", "/v1/apis/"+id(api)+"/openapi", tok, nil)
+	call("api.openapi.document", 200, "GET", "/v1/apis/"+id(api)+"/openapi/document", tok, nil)
 
 	// Keys.
-	key := call("key.create", 201, "POST", "/v1/keys", tok, map[string]any{"consumer_id": id(cons), "plan_id": id(plan)})
+	key := call("key.create", 201, "POST", "/v1/keys", tok, map[string]any{"consumer_id": id(cons), "plan_id": id(plan)},
+		"Idempotency-Key", "key-1")
+	call("key.create.replay", 201, "POST", "/v1/keys", tok, map[string]any{"consumer_id": id(cons), "plan_id": id(plan)},
+		"Idempotency-Key", "key-1")
 	call("key.get", 200, "GET", "/v1/keys/"+id(key), tok, nil)
 	call("key.list", 200, "GET", "/v1/keys?consumer_id="+id(cons), tok, nil)
 	call("key.quota", 200, "GET", "/v1/keys/"+id(key)+"/quota", tok, nil)
@@ -345,6 +353,10 @@ func TestResponseShapes(t *testing.T) {
 	call("problem.not_found", 404, "GET", "/v1/apis/00000000-0000-0000-0000-000000000000", tok, nil)
 	call("problem.no_route", 404, "GET", "/v1/nothing", tok, nil)
 	call("problem.method", 405, "PUT", "/v1/apis", tok, nil)
+	call("problem.precondition_failed", 412, "PATCH", "/v1/apis/"+id(api), tok, map[string]any{"name": "Stale"},
+		"If-Match", `"stale"`)
+	call("problem.idempotency_key_reused", 422, "POST", "/v1/keys", tok, map[string]any{"consumer_id": id(cons), "plan_id": id(priced)},
+		"Idempotency-Key", "key-1")
 
 	// Deletes, then the audit log of all of the above.
 	call("api.delete", 204, "DELETE", "/v1/apis/"+id(jwtAPI), tok, nil)

@@ -62,7 +62,35 @@ type Options struct {
 	// (e.g. https://api.example.com/billing/subscriptions/{subscription}).
 	// "" leaves records as the catalog made them.
 	BillingURL string
+	// Observer is told what the publisher does, for metrics
+	// (services/ctlmetrics). If nil, nothing is told.
+	Observer Observer
 }
+
+// Observer is told what a Publisher does, for the control plane's metrics.
+// Its methods are called on the publishing goroutine and must return
+// quickly.
+type Observer interface {
+	// SnapshotPublished reports a published snapshot: its generation, its
+	// size, the time its compile took (reading the database included) and
+	// the time writing it took (Redis, the announcement and the database's
+	// published generation).
+	SnapshotPublished(generation int64, bytes int, compile, publish time.Duration)
+	// KeysPublished reports n key records copied to Redis.
+	KeysPublished(n int)
+	// SyncFailed reports a failed Sync (it is retried).
+	SyncFailed()
+	// Leading reports whether this replica holds the publisher lock.
+	Leading(bool)
+}
+
+// nopObserver is the Observer of a Publisher given none.
+type nopObserver struct{}
+
+func (nopObserver) SnapshotPublished(int64, int, time.Duration, time.Duration) {}
+func (nopObserver) KeysPublished(int)                                          {}
+func (nopObserver) SyncFailed()                                                {}
+func (nopObserver) Leading(bool)                                               {}
 
 // Publisher copies the compiled config and key records to Redis. Any number of
 // control-plane replicas may run one: a Postgres advisory lock lets exactly one
@@ -75,12 +103,16 @@ type Publisher struct {
 	poll       time.Duration
 	lastPrune  time.Time
 	billingURL string
+	obs        Observer
 }
 
 // New returns a Publisher; it does nothing until Run.
 func New(opts Options) *Publisher {
 	p := &Publisher{db: opts.DB, rdb: opts.Redis, keys: opts.Keys, log: opts.Logger, poll: opts.PollInterval,
-		billingURL: opts.BillingURL}
+		billingURL: opts.BillingURL, obs: opts.Observer}
+	if p.obs == nil {
+		p.obs = nopObserver{}
+	}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -137,10 +169,13 @@ func (p *Publisher) lead(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	p.log.Info("publishing")
+	p.obs.Leading(true)
+	defer p.obs.Leading(false)
 	for {
 		// At start this is the catch-up after a restart; later it runs on
 		// every notification and every poll tick.
 		if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
+			p.obs.SyncFailed()
 			p.log.Error("publish failed; will retry", "err", err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, p.poll)
@@ -188,6 +223,7 @@ return 0`)
 func (p *Publisher) publishSnapshot(ctx context.Context) (reset bool, err error) {
 	var gen, published int64
 	var snap *proxycfg.Snapshot
+	compileStart := time.Now()
 	current, err := p.rdb.Get(ctx, p.keys.Current()).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -213,6 +249,8 @@ func (p *Publisher) publishSnapshot(ctx context.Context) (reset bool, err error)
 	if snap == nil {
 		return false, nil
 	}
+	publishStart := time.Now()
+	compiled := publishStart.Sub(compileStart)
 	if cur, err := strconv.ParseInt(current, 10, 64); err == nil && cur > gen {
 		// Redis is ahead of the database (e.g. the database was restored from
 		// a backup). Workers keep the newer snapshot; publishing resumes once
@@ -244,6 +282,7 @@ func (p *Publisher) publishSnapshot(ctx context.Context) (reset bool, err error)
 	if _, err := p.db.Exec(ctx, `UPDATE config_state SET published_generation = $1 WHERE published_generation < $1`, gen); err != nil {
 		return false, fmt.Errorf("record published generation %d: %w", gen, err)
 	}
+	p.obs.SnapshotPublished(gen, len(raw), compiled, time.Since(publishStart))
 	p.log.Info("published config", "generation", gen, "tenants", len(snap.Tenants), "bytes", len(raw))
 	return reset, nil
 }
@@ -318,6 +357,7 @@ func (p *Publisher) drainKeys(ctx context.Context) error {
 		if _, err := p.db.Exec(ctx, `UPDATE key_outbox SET published_at = now() WHERE id = ANY($1)`, ids); err != nil {
 			return fmt.Errorf("mark key outbox published: %w", err)
 		}
+		p.obs.KeysPublished(len(ids))
 		p.log.Debug("published key records", "count", len(ids))
 		if len(ids) < outboxBatch {
 			break
@@ -361,6 +401,7 @@ func (p *Publisher) resyncKeys(ctx context.Context) error {
 		if err := p.writeRecords(ctx, digests, records); err != nil {
 			return err
 		}
+		p.obs.KeysPublished(len(digests))
 		total += len(digests)
 		after = digests[len(digests)-1]
 	}

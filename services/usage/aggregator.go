@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,21 @@ type AggregatorOptions struct {
 	ClaimIdle time.Duration
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer is told what the aggregator does, for metrics
+	// (services/ctlmetrics); nil tells nothing.
+	Observer AggregatorObserver
+}
+
+// AggregatorObserver is told what an Aggregator does, for the control
+// plane's metrics. Its methods must return quickly.
+type AggregatorObserver interface {
+	// Committed reports a batch of stream entries folded into Postgres
+	// and acknowledged: how many entries, how many usage rows they held
+	// (fresh entries only: redeliveries add none), and when the newest of
+	// them was added to the stream (from its id).
+	Committed(entries, rows int, newest time.Time)
+	// Failed reports a failed round (it is retried with backoff).
+	Failed()
 }
 
 // Aggregator reads the workers' usage stream with a consumer group and
@@ -134,6 +150,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				break
+			}
+			if a.opts.Observer != nil {
+				a.opts.Observer.Failed()
 			}
 			a.log.Error("usage aggregator", "err", err, "retry_in", backoff)
 			select {
@@ -238,6 +257,7 @@ func (a *Aggregator) commit(ctx context.Context, msgs []redis.XMessage) error {
 	stream := a.opts.Keys.UsageStream()
 	ids := make([]string, len(msgs))
 	dedupe := make([]string, len(msgs))
+	folded := 0 // usage rows of fresh entries
 	for i, m := range msgs {
 		ids[i] = m.ID
 		// A batch id (workers send one) survives a retried XADD that landed
@@ -281,6 +301,7 @@ func (a *Aggregator) commit(ctx context.Context, msgs []redis.XMessage) error {
 					continue
 				}
 				merge(agg, &r)
+				folded++
 			}
 		}
 		return upsert(ctx, tx, agg)
@@ -296,7 +317,21 @@ func (a *Aggregator) commit(ctx context.Context, msgs []redis.XMessage) error {
 		// and skipped as already recorded.
 		return fmt.Errorf("ack usage entries: %w", err)
 	}
+	if a.opts.Observer != nil {
+		a.opts.Observer.Committed(len(msgs), folded, entryTime(msgs[len(msgs)-1].ID))
+	}
 	return nil
+}
+
+// entryTime is when a stream entry was added: the milliseconds part of
+// its id (zero for an id that is not Redis's).
+func entryTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
 }
 
 type rowKey struct {

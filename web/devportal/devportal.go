@@ -221,7 +221,11 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.notFound(w, r)
 		return
 	}
-	withGzip(w, r.WithContext(context.WithValue(r.Context(), tenantKey, t)), p.mux)
+	routed := r.WithContext(context.WithValue(r.Context(), tenantKey, t))
+	withGzip(w, routed, p.mux)
+	// The pattern the mux matched, on the caller's request too, as a
+	// ServeMux leaves it: the control plane's metrics label by it.
+	r.Pattern = routed.Pattern
 }
 
 func (p *Portal) resolve(ctx context.Context, host string) (tenancy.Tenant, error) {

@@ -20,12 +20,14 @@
 //   - headers.go: rewriting the request for the target (hop-by-hop
 //     headers, X-Forwarded-*, client claims, credentials, host, path) and
 //     the answer for the client (hop-by-hop headers, host-only cookies).
-//   - forward.go: the exchange with the target and retries on another.
+//   - forward.go: Forward, the attempts at the target and the retries on
+//     another, each outcome set on the pipeline's Decision.
 //   - body.go: request bodies, streamed to the target under the API's
 //     limit, read whole when small enough to replay on a retry.
-//   - stream.go: response bodies, read whole or relayed as a stream as the
-//     response's own headers say (the rule is in that file), by the
-//     engine's own fasthttp.RoundTripper.
+//   - stream.go: the exchange on a pooled connection (the engine's own
+//     fasthttp.RoundTripper), which reads a response body whole or relays
+//     it as a stream as the response's own headers say (the rule is in
+//     that file).
 //   - websocket.go: WebSocket upgrades to http and https targets, spliced.
 //   - front.go: the net/http adapter that serves HTTP/2 (TLS and h2c) and
 //     HTTP/1.1 over TLS through the same fasthttp handler.
@@ -103,9 +105,10 @@ func New(opts Options) *Engine {
 // and what was read of it. The zero value is ready; Release it when the
 // request is done.
 type Exchange struct {
-	body      reqBody
-	upgrading bool // a WebSocket upgrade, detected before hop-by-hop headers go
-	trusted   bool // the client connects from a trusted proxy
+	body       reqBody
+	upgrading  bool // a WebSocket upgrade, detected before hop-by-hop headers go
+	trusted    bool // the client connects from a trusted proxy
+	targetHost bool // the Host header is the target's authority
 }
 
 // Release returns the exchange's pooled buffers; req's body is reset first

@@ -25,7 +25,7 @@ func (e *Engine) Forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 	var pathBuf [256]byte
 	path := e.rewrite(ctx, d, x, pathBuf[:0])
 	if x.upgrading {
-		setTarget(req, d.Target, path)
+		setTarget(req, x, d.Target, path)
 		return e.upgrade(ctx, d)
 	}
 	retryable := x.body.replayable &&
@@ -33,7 +33,7 @@ func (e *Engine) Forward(ctx *fasthttp.RequestCtx, d *pipeline.Decision, preq *p
 	start := time.Now()
 	deadline := start.Add(d.API.Timeout)
 	for attempt := 0; ; attempt++ {
-		setTarget(req, d.Target, path)
+		setTarget(req, x, d.Target, path)
 		err := e.rt.exchange(tr.client(d.Endpoint()), req, &ctx.Response, deadline)
 		now := time.Now()
 		d.Outcome = pipeline.Outcome{Latency: now.Sub(start)}

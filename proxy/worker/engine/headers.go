@@ -188,14 +188,16 @@ func (e *Engine) rewrite(ctx *fasthttp.RequestCtx, d *pipeline.Decision, x *Exch
 	if d.KeyInAuthorization {
 		req.Header.Del(hdrAuthorization)
 	}
+	// The Host header is always the one written: the target's authority
+	// (setTarget), the client's, or the API's own.
+	req.UseHostHeader = true
+	x.targetHost = false
 	switch api.Config.Host {
 	case proxycfg.HostTarget:
-		req.UseHostHeader = false
+		x.targetHost = true
 	case proxycfg.HostPreserve:
-		req.UseHostHeader = true
 	default:
 		req.Header.SetHost(api.Config.Host)
-		req.UseHostHeader = true
 	}
 
 	// Path: the client's, in normal form (router.CleanPath) and never
@@ -211,15 +213,14 @@ func (e *Engine) rewrite(ctx *fasthttp.RequestCtx, d *pipeline.Decision, x *Exch
 	return append(pathBuf, path...)
 }
 
-// setTarget points the request at t: the target's path before path, its
-// scheme and authority, and its Host header unless the API keeps the
-// client's.
-func setTarget(req *fasthttp.Request, t *pipeline.Target, path []byte) {
+// setTarget points the request at t: the target's path before path, and
+// the target's authority as the Host header when the API says so. (The
+// request line carries only the path and query, and the client for t is
+// already chosen: the URI's scheme and host are not written.)
+func setTarget(req *fasthttp.Request, x *Exchange, t *pipeline.Target, path []byte) {
 	var buf [512]byte
 	req.URI().SetPathBytes(append(append(buf[:0], t.Path...), path...))
-	req.URI().SetScheme(t.Scheme)
-	req.URI().SetHost(t.Authority)
-	if !req.UseHostHeader {
+	if x.targetHost {
 		req.Header.SetHost(t.Authority)
 	}
 }

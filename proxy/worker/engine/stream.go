@@ -56,7 +56,7 @@ func streamingType(contentType []byte) bool {
 	}
 	mt = bytes.TrimSpace(mt)
 	for _, t := range streamingTypes {
-		if bytes.EqualFold(mt, t) {
+		if len(mt) == len(t) && bytes.EqualFold(mt, t) {
 			return true
 		}
 	}
@@ -178,14 +178,16 @@ func (rt *roundTripper) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 	}
 	closeConn := req.ConnectionClose() || resp.ConnectionClose()
 	cl := resp.Header.ContentLength()
-	switch status := resp.Header.StatusCode(); {
-	case resp.SkipBody, status < 200, status == fasthttp.StatusNoContent, status == fasthttp.StatusNotModified:
-		// No body.
-	case cl >= 0 && cl <= rt.maxBuffered && !streamingType(resp.Header.ContentType()):
+	status := resp.Header.StatusCode()
+	noBody := resp.SkipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified
+	streaming := !noBody && streamingType(resp.Header.ContentType())
+	switch {
+	case noBody:
+	case cl >= 0 && cl <= rt.maxBuffered && !streaming:
 		err = resp.ReadBody(br, rt.maxBuffered)
 	default:
 		size := cl
-		if cl < 0 || streamingType(resp.Header.ContentType()) {
+		if cl < 0 || streaming {
 			size = -1 // chunked to the client, a chunk per read
 		}
 		body := newUpstreamBody(br, conn, cl, idle, closeConn, func(reuse bool) {

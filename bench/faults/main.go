@@ -41,6 +41,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/configsync/seed"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -195,7 +196,7 @@ func (b *bench) summary() {
 
 func (b *bench) add(r row) { b.rows = append(b.rows, r) }
 
-// publish stores a snapshot with one tenant "acme", one upstream, a
+// publish stores a config with one tenant "acme", one upstream, a
 // key-auth API at "/" and an API without auth at "/open", and announces it.
 func (b *bench) publish(ctx context.Context, up proxycfg.Upstream) (int64, error) {
 	b.gen++
@@ -211,14 +212,9 @@ func (b *bench) publish(ctx context.Context, up proxycfg.Upstream) (int64, error
 	if err := snap.Validate(); err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
-	raw, _ := json.Marshal(snap)
-	if err := b.rdb.Set(ctx, b.keys.Snapshot(b.gen), raw, time.Hour).Err(); err != nil {
-		return 0, fmt.Errorf("publish: %w", err)
-	}
-	if err := b.rdb.Set(ctx, b.keys.Current(), b.gen, 0).Err(); err != nil {
-		return 0, fmt.Errorf("publish: %w", err)
-	}
-	if err := b.rdb.Publish(ctx, b.keys.ConfigChannel(), b.gen).Err(); err != nil {
+	// As the control plane publishes it: the index and the tenant's shard
+	// (seed), announced.
+	if err := seed.Publish(ctx, b.rdb, b.keys, &snap); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 	return b.gen, nil

@@ -41,6 +41,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tollgate/tollgate/proxy/configsync/seed"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/ratelimit"
 	"github.com/tollgate/tollgate/proxy/worker"
@@ -330,11 +331,11 @@ func proxyRun(rdb *redis.Client, backend string, metering bool, lease, d time.Du
 		Plans: []proxycfg.Plan{{ID: "p", RateLimit: proxycfg.RateLimit{Requests: 100_000_000, PerSeconds: 1},
 			APIIDs: []string{"a"}}},
 	}}}
-	raw, _ := json.Marshal(snap)
 	rec, _ := json.Marshal(proxycfg.KeyRecord{ID: "k", TenantID: snap.Tenants[0].ID, ConsumerID: "c", PlanID: "p", Status: proxycfg.KeyActive})
 	ctx := context.Background()
-	rdb.Set(ctx, keys.Snapshot(1), raw, 0)
-	rdb.Set(ctx, keys.Current(), "1", 0)
+	if _, err := seed.Snapshot(ctx, rdb, keys, &snap); err != nil {
+		log.Fatal(err)
+	}
 	rdb.Set(ctx, keys.Key(proxycfg.Digest(secret, "bench-key")), rec, 0)
 
 	var counter atomic.Int64

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tollgate/tollgate/billing"
 	"github.com/tollgate/tollgate/billing/metering"
@@ -69,13 +70,18 @@ type controlDeps struct {
 	// AdminListener serves the operator port (TOLLGATE_CONTROL_ADMIN_ADDR:
 	// /metrics, /healthz, /readyz); nil serves none.
 	AdminListener net.Listener
+	// Tracing, when set, gives every request of the public port a span
+	// named by its route pattern (traceHTTP); nil is tracing off.
+	Tracing trace.TracerProvider
 }
 
 // controlHandler is the control plane's HTTP surface: /v1 and a health probe.
 func controlHandler(d controlDeps) http.Handler {
-	h := d.Metrics.Instrument(controlMux(d), controlSurface(d.Portal != nil))
+	surface := controlSurface(d.Portal != nil)
+	h := traceHTTP(d.Metrics.Instrument(controlMux(d), surface), d.Tracing, surface)
 	if d.DevPortal != nil {
-		return hostRouter(d.DevPortal, d.Metrics.Instrument(d.DevPortal, ctlmetrics.Surface(ctlmetrics.SurfaceDevPortal)),
+		dev := ctlmetrics.Surface(ctlmetrics.SurfaceDevPortal)
+		return hostRouter(d.DevPortal, traceHTTP(d.Metrics.Instrument(d.DevPortal, dev), d.Tracing, dev),
 			d.ControlHost, h)
 	}
 	return h
@@ -153,7 +159,7 @@ func serveControl(ctx context.Context, d controlDeps, ln net.Listener) error {
 	srv := controlServer(controlHandler(d), d.Logger)
 	pub := publish.New(publish.Options{
 		DB: d.DB, Redis: d.Redis, Keys: d.Keys, Logger: d.Logger, PollInterval: d.PollInterval,
-		BillingURL: billingLink(d), Observer: d.Metrics.Publisher(),
+		BillingURL: billingLink(d), Observer: d.Metrics.Publisher(), Limits: d.Limits,
 	})
 	agg, err := usagesvc.NewAggregator(usagesvc.AggregatorOptions{DB: d.DB, Redis: d.Redis, Keys: d.Keys,
 		Logger: d.Logger.With("component", "usage"), Observer: d.Metrics.Usage()})
@@ -238,6 +244,11 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 	if advice := cfg.secretAdvice(); advice != "" {
 		log.Warn("TOLLGATE_SECRET is accepted but weak", "advice", advice)
 	}
+	tr, err := newTracing(ctx, getenv, serviceControl, log)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(log)
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -288,6 +299,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string) 
 		ControlHost: hostOfURL(cfg.publicURL(ln.Addr().String())), Billing: bill.Service,
 		DigestKey: cfg.DigestKey, Limits: cfg.Limits,
 		PublicURL: cfg.publicURL(ln.Addr().String()), Metering: bill.Metering, AdminListener: adminLn,
+		Tracing: tr.provider(),
 	}, ln)
 }
 

@@ -71,6 +71,11 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		cfg.LogLevel = slog.LevelWarn
 	}
 	log := cfg.logger()
+	tr, err := newTracing(ctx, getenv, serviceControl, log)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(log)
 
 	if err := ensureDatabase(ctx, cfg.DatabaseURL, true); err != nil {
 		return fmt.Errorf("%w\nIs Postgres running? ./deploy/local/services.sh starts it", err)
@@ -131,6 +136,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		DigestKey: cfg.DigestKey, Limits: cfg.Limits,
 		DB: db, Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, OperatorToken: cfg.OperatorToken,
 		AllowPrivate: cfg.AllowPrivate, Logger: log, PollInterval: time.Second,
+		Tracing: tr.provider(),
 	}
 	controlLn, err := net.Listen("tcp", cfg.ControlAddr)
 	if err != nil {

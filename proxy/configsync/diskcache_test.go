@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,32 +30,41 @@ func deadRedis(t *testing.T) redis.UniversalClient {
 	return c
 }
 
-func TestDiskCacheServesWhileRedisDown(t *testing.T) {
-	t.Parallel()
-	file := filepath.Join(t.TempDir(), "snapshot.json")
-	build := func(snap *proxycfg.Snapshot) (*runtime, error) { return &runtime{gen: snap.Generation}, nil }
-
-	// A worker runs with Redis up and caches what it loads.
-	rdb, keys := testredis.New(t)
-	testredis.Publish(t, rdb, keys, snapshot(7))
-	s1, err := New(Options[runtime]{Redis: rdb, Keys: keys, PollInterval: 50 * time.Millisecond, Build: build, CacheFile: file})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s1.Run(ctx) }()
-	waitGen(t, s1, 7)
+// waitFile waits until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := os.Stat(file); err == nil {
-			break
+		if _, err := os.Stat(path); err == nil {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("snapshot not written to disk")
+			t.Fatal("config not written to disk")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestDiskCacheServesWhileRedisDown: a worker that ran with Redis up keeps
+// every tenant's shard on disk, appended to as tenants change; restarted
+// while Redis is down, it serves all of them at their last generations. A
+// corrupt or invalid cache is rejected.
+func TestDiskCacheServesWhileRedisDown(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "snapshot.json")
+	rdb, keys := testredis.New(t)
+	a, b := tenant("1", false), tenant("2", true)
+	testredis.Publish(t, rdb, keys, snapshot(7, a, b))
+	e1 := newSyncer(t, rdb, keys, func(o *Options[runtime]) { o.CacheFile = file })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e1.syncer.Run(ctx) }()
+	waitGen(t, e1.syncer, 7)
+	// One tenant changes, one goes.
+	testredis.StoreShard(t, rdb, keys, 8, b.ID, 8, rawShard(t, b, 8))
+	testredis.Store(t, rdb, keys, snapshot(9, tenant("2", true)))
+	waitGen(t, e1.syncer, 9)
+	waitFile(t, file)
 	cancel()
 	<-done
 
@@ -63,9 +73,11 @@ func TestDiskCacheServesWhileRedisDown(t *testing.T) {
 		content   []byte // nil keeps the cached file
 		wantReady bool
 	}{
-		{name: "restart with redis down serves the cached snapshot", wantReady: true},
-		{name: "corrupt cache is rejected", content: []byte(`{"schema":1,"generation":`), wantReady: false},
-		{name: "invalid cache is rejected", content: []byte(`{"schema":99,"generation":3,"tenants":[]}`), wantReady: false},
+		{name: "restart with redis down serves the cached shards", wantReady: true},
+		{name: "corrupt cache is rejected", content: []byte(`{"kind":"header","format":"tollgate-config-cache/1"}` + "\n" +
+			`{"kind":"index","se` + "\n" + `{"kind":"shard"}` + "\n"), wantReady: false},
+		{name: "unknown format is rejected", content: []byte(`{"kind":"header","format":"other/9"}` + "\n"), wantReady: false},
+		{name: "invalid legacy snapshot is rejected", content: []byte(`{"schema":99,"generation":3,"tenants":[]}`), wantReady: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,46 +88,125 @@ func TestDiskCacheServesWhileRedisDown(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s2, err := New(Options[runtime]{Redis: deadRedis(t), Keys: keys, PollInterval: 50 * time.Millisecond,
-				Timeout: 200 * time.Millisecond, Build: build, CacheFile: f})
-			if err != nil {
-				t.Fatal(err)
-			}
-			run(t, s2)
+			e2 := newSyncer(t, deadRedis(t), keys, func(o *Options[runtime]) {
+				o.CacheFile = f
+				o.Timeout = 200 * time.Millisecond
+			})
+			run(t, e2.syncer)
 			if tc.wantReady {
-				waitGen(t, s2, 7)
+				waitGen(t, e2.syncer, 9)
+				rt := e2.syncer.Load()
+				if len(rt.tenants) != 1 || rt.tenants[b.ID] != 9 {
+					t.Fatalf("served from disk: %v, want tenant 2 at 9 and tenant 1 gone", rt.tenants)
+				}
 				return
 			}
 			time.Sleep(150 * time.Millisecond)
-			if s2.Ready() {
-				t.Fatalf("ready with a bad cache (generation %d)", s2.Generation())
+			if e2.syncer.Ready() {
+				t.Fatalf("ready with a bad cache (sequence %d)", e2.syncer.Generation())
 			}
 		})
 	}
 }
 
-func TestDiskCacheYieldsToRedis(t *testing.T) {
+// TestDiskCacheReadsLegacySnapshot: the one-snapshot file a worker of the
+// version before shards left behind is served, and rewritten in the log's
+// form.
+func TestDiskCacheReadsLegacySnapshot(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "snapshot.json")
-	raw, err := json.Marshal(snapshot(40))
+	raw, err := json.Marshal(snapshot(12, tenant("1", false), tenant("2", false)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(file, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Redis, the truth once reachable, is at an older generation than the
-	// cache (another deployment's cache, or a restored control plane).
-	rdb, keys := testredis.New(t)
-	testredis.Publish(t, rdb, keys, snapshot(3))
-	s, err := New(Options[runtime]{Redis: rdb, Keys: keys, PollInterval: 50 * time.Millisecond, CacheFile: file,
-		Build: func(snap *proxycfg.Snapshot) (*runtime, error) { return &runtime{gen: snap.Generation}, nil }})
+	_, keys := testredis.New(t)
+	e := newSyncer(t, deadRedis(t), keys, func(o *Options[runtime]) { o.CacheFile = file; o.Timeout = 200 * time.Millisecond })
+	run(t, e.syncer)
+	waitGen(t, e.syncer, 12)
+	if n := len(e.syncer.Load().tenants); n != 2 {
+		t.Fatalf("%d tenants from the legacy file", n)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil || !strings.HasPrefix(string(data), `{"kind":"header"`) {
+		t.Fatalf("legacy file not rewritten: %.60s %v", data, err)
+	}
+}
+
+// TestDiskCacheAppendsAndCompacts: changes append records in proportion to
+// the tenants that changed, and the file is rewritten once it has grown to
+// twice what it holds (plus slack), keeping every tenant's last shard.
+func TestDiskCacheAppendsAndCompacts(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "snapshot.json")
+	c := &diskCache{path: file, capability: proxycfg.CapabilityVersion, log: testLogger()}
+	tn := tenant("1", false)
+	other := tenant("2", false)
+	rec := func(seq int64, tns ...proxycfg.Tenant) {
+		entries, raws := map[string]proxycfg.IndexEntry{}, map[string][]byte{}
+		for _, x := range tns {
+			raw := rawShard(t, x, seq)
+			raws[x.ID] = raw
+			entries[x.ID] = proxycfg.IndexEntry{Generation: seq, Capability: 1, Sum: proxycfg.ShardSum(raw), Seq: seq}
+		}
+		if err := c.record(seq, 1, entries, raws, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(1, tn, other)
+	st, _ := os.Stat(file)
+	before := st.Size()
+	rec(2, tn)
+	st, _ = os.Stat(file)
+	grown := st.Size() - before
+	if grown <= 0 || grown > before*3/4 {
+		t.Fatalf("one tenant's change appended %d bytes to a file of %d holding two", grown, before)
+	}
+	// Enough changes of one tenant to pass the slack: the file is
+	// compacted and still holds both tenants at their last generations.
+	var seq int64 = 3
+	for ; c.size < compactSlack; seq++ {
+		rec(seq, tn)
+	}
+	rec(seq, tn)
+	st, _ = os.Stat(file)
+	if st.Size() > 2*c.liveTotal+compactSlack {
+		t.Fatalf("file of %d bytes holding %d not compacted", st.Size(), c.liveTotal)
+	}
+	cfg, err := (&diskCache{path: file, log: testLogger()}).load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, s)
-	waitGen(t, s, 3)
-	// From then on only newer generations replace it.
+	if cfg.seq != seq || cfg.shards[tn.ID].entry.Generation != seq || cfg.shards[other.ID].entry.Generation != 1 {
+		t.Fatalf("after compaction: seq %d, tenant 1 at %d, tenant 2 at %d", cfg.seq,
+			cfg.shards[tn.ID].entry.Generation, cfg.shards[other.ID].entry.Generation)
+	}
+}
+
+// TestDiskCacheYieldsToRedis: once Redis answers, it is the truth, even at
+// a lower sequence than the cache (another deployment's cache, or a
+// restored control plane).
+func TestDiskCacheYieldsToRedis(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "snapshot.json")
+	raw, err := json.Marshal(snapshot(40, tenant("1", false), tenant("9", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rdb, keys := testredis.New(t)
+	testredis.Publish(t, rdb, keys, snapshot(3))
+	e := newSyncer(t, rdb, keys, func(o *Options[runtime]) { o.CacheFile = file })
+	run(t, e.syncer)
+	waitFor(t, e.syncer, "redis's config", func(rt *runtime) bool {
+		_, nine := rt.tenants["t9"]
+		return rt.seq == 3 && rt.tenants["t1"] == 3 && !nine
+	})
+	// From then on it follows Redis.
 	testredis.Publish(t, rdb, keys, snapshot(4))
-	waitGen(t, s, 4)
+	waitGen(t, e.syncer, 4)
 }

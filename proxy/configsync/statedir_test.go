@@ -1,6 +1,7 @@
 package configsync
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,7 +83,7 @@ func TestSnapshotPathPerDeployment(t *testing.T) {
 func TestSnapshotFileLocked(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "snapshot.json")
-	if err := writeFileAtomic(file, []byte(`{"a":1}`)); err != nil {
+	if err := os.WriteFile(file, []byte(`{"a":1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	unlock, err := lockFile(file, true)

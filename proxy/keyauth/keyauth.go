@@ -1,9 +1,37 @@
 // Package keyauth resolves API keys to their records. Keys are digested with
-// the server secret (proxycfg.Digest), looked up in a bounded in-process
-// cache and, on a miss, in Redis (one request per digest at a time). Every
-// digest published on the key channel is dropped from the cache, which is
-// how a revoke (or a suspension, a cancellation, a new expiry) reaches every
-// worker within a second.
+// the server secret (proxycfg.Digest) and looked up in Redis by digest (one
+// request per digest at a time); answers are kept in a bounded in-process
+// cache. Every digest published on the key channel is dropped from the
+// cache, which is how a revoke (or a suspension, a cancellation, a new
+// expiry) reaches every worker within a second.
+//
+// # The cache is keyed by the presented key, not by its digest
+//
+// The HMAC-SHA256 of a key was the largest cost of key auth per request,
+// and it is a pure function of the key: a request whose key is cached does
+// not compute it. Cache entries are found by a 64-bit keyed hash of the
+// presented key (hash/maphash, with a random seed per store, so that no one
+// outside the process can aim keys at an entry or at one shard) and hold a
+// copy of the key's bytes, which a hit compares with the presented key in
+// full, in constant time, under the shard's lock. A hash collision is
+// therefore only ever a miss: the colliding key is digested and looked up
+// like an unknown one, and can never be answered with another key's
+// record. (Comparing digests instead would need the digest, which is the
+// cost being avoided; a truncated or non-cryptographic hash alone could, in
+// principle, be made to collide.)
+//
+// The price is that the worker holds, in memory only, the keys used within
+// the cache's lifetime: never logged, never written to disk or Redis, and
+// dropped (their bytes overwritten) when an entry is evicted, invalidated,
+// purged, or sweepable: an entry past its TTL and past MaxStale (when it can
+// no longer answer even while Redis is down) is removed by Run's sweep
+// within a minute. This adds little to what the process already holds: it
+// holds the digest key itself (with which the digests in Redis could be
+// checked against guesses), and every key of the requests it is serving,
+// in its connection buffers. Anyone able to read the worker's memory can
+// read the keys passing through it either way; the cache widens that from
+// the requests in flight to the keys used in the last PositiveTTL (60 s by
+// default, MaxStale beyond it for keys Redis could not refresh).
 //
 // The store answers what a key is; the pipeline decides what that means.
 // Revoked keys come back as unknown (nil); a record of any other status
@@ -16,11 +44,13 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -143,14 +173,28 @@ func (r *Record) Subject(scope string) string {
 	return r.keySubject
 }
 
+// entry is a cache entry: the answer for one presented key.
 type entry struct {
+	key     []byte  // the presented key (compared in full on a hit)
+	digest  Digest  // its digest, by which it is invalidated
 	rec     *Record // nil: negative entry
 	expires int64   // unix nanoseconds
 }
 
+// matches reports whether e is the entry of key, in time independent of
+// the bytes that differ.
+func (e *entry) matches(key []byte) bool {
+	return len(e.key) == len(key) && subtle.ConstantTimeCompare(e.key, key) == 1
+}
+
+// wipe overwrites the entry's copy of the key (under its shard's write
+// lock: a hit compares under the read lock).
+func (e *entry) wipe() { clear(e.key) }
+
 type shard struct {
 	mu sync.RWMutex
-	m  map[Digest]entry
+	m  map[uint64]entry // by keyHash of the presented key
+	_  [24]byte         // keeps the shards' locks on separate cache lines
 }
 
 type call struct {
@@ -177,9 +221,16 @@ type Store struct {
 	outage   *outage.Tracker
 	hashers  atomic.Pointer[hasherPool]
 
+	seed       maphash.Seed // of keyHash
 	shards     [shardCount]shard
 	seq        atomic.Uint64 // bumped by every invalidation
 	subscribed atomic.Bool
+
+	// wmu serializes the writers of the cache (store, invalidations,
+	// sweeps; readers take only their shard's read lock) and guards
+	// byDigest, where invalidations, which name digests, find entries.
+	wmu      sync.Mutex
+	byDigest map[Digest]uint64
 
 	flightMu sync.Mutex
 	flight   map[Digest]*call
@@ -194,13 +245,15 @@ func New(opts Options) (*Store, error) {
 		return nil, errors.New("keyauth: empty secret")
 	}
 	s := &Store{
-		rdb:     opts.Redis,
-		keys:    opts.Keys,
-		posTTL:  int64(cmp(opts.PositiveTTL, DefaultPositiveTTL)),
-		negTTL:  int64(cmp(opts.NegativeTTL, DefaultNegativeTTL)),
-		timeout: cmp(opts.Timeout, DefaultTimeout),
-		logger:  opts.Logger,
-		flight:  map[Digest]*call{},
+		rdb:      opts.Redis,
+		keys:     opts.Keys,
+		posTTL:   int64(cmp(opts.PositiveTTL, DefaultPositiveTTL)),
+		negTTL:   int64(cmp(opts.NegativeTTL, DefaultNegativeTTL)),
+		timeout:  cmp(opts.Timeout, DefaultTimeout),
+		logger:   opts.Logger,
+		flight:   map[Digest]*call{},
+		seed:     maphash.MakeSeed(),
+		byDigest: map[Digest]uint64{},
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -220,7 +273,7 @@ func New(opts Options) (*Store, error) {
 	s.perShard = max(maxEntries/shardCount, 1)
 	s.hashers.Store(newHasherPool(opts.Secret))
 	for i := range s.shards {
-		s.shards[i].m = map[Digest]entry{}
+		s.shards[i].m = map[uint64]entry{}
 	}
 	return s, nil
 }
@@ -244,22 +297,32 @@ func (s *Store) Digest(key []byte) Digest {
 	return d
 }
 
+// keyHash is the cache's hash of a presented key.
+func (s *Store) keyHash(key []byte) uint64 { return maphash.Bytes(s.seed, key) }
+
 // Lookup returns the record of key, nil if the key is unknown or revoked,
 // or an error wrapping ErrUnavailable if Redis cannot be asked. The record
 // may be of any other status, and expired: the caller decides (and must
 // treat an unknown status as refused). It is shared: do not modify it.
 func (s *Store) Lookup(ctx context.Context, key []byte) (*Record, error) {
-	d := s.Digest(key)
-	sh := &s.shards[d[0]%shardCount]
-	now := time.Now().UnixNano()
+	return s.LookupAt(ctx, key, time.Now())
+}
+
+// LookupAt is Lookup with the cache's entries checked for freshness at now
+// (the time the request arrived, which the caller has read already).
+func (s *Store) LookupAt(ctx context.Context, key []byte, now time.Time) (*Record, error) {
+	h := s.keyHash(key)
+	sh := &s.shards[h%shardCount]
+	t := now.UnixNano()
 	sh.mu.RLock()
-	e, ok := sh.m[d]
+	e, ok := sh.m[h]
+	ok = ok && e.matches(key)
 	sh.mu.RUnlock()
-	if ok && now < e.expires {
+	if ok && t < e.expires {
 		return e.rec, nil
 	}
-	rec, err := s.fetch(ctx, d)
-	if err != nil && ok && e.rec != nil && now < e.expires+s.maxStale {
+	rec, err := s.fetch(ctx, key, s.Digest(key))
+	if err != nil && ok && e.rec != nil && t < e.expires+s.maxStale {
 		// Redis is unreachable: keep answering with the record last known
 		// (the caller still refuses a suspended or expired one) for up to
 		// MaxStale. A change announced before the outage has dropped the
@@ -270,15 +333,16 @@ func (s *Store) Lookup(ctx context.Context, key []byte) (*Record, error) {
 	return rec, err
 }
 
-// fetch asks Redis for d, sharing one request among concurrent callers.
-func (s *Store) fetch(ctx context.Context, d Digest) (*Record, error) {
+// fetch asks Redis for d (the digest of key), sharing one request among
+// concurrent callers.
+func (s *Store) fetch(ctx context.Context, key []byte, d Digest) (*Record, error) {
 	s.flightMu.Lock()
 	c := s.flight[d]
 	if c == nil {
 		c = &call{done: make(chan struct{})}
 		s.flight[d] = c
 		s.flightMu.Unlock()
-		c.rec, c.err = s.load(d)
+		c.rec, c.err = s.load(key, d)
 		s.flightMu.Lock()
 		delete(s.flight, d)
 		s.flightMu.Unlock()
@@ -294,7 +358,7 @@ func (s *Store) fetch(ctx context.Context, d Digest) (*Record, error) {
 	}
 }
 
-func (s *Store) load(d Digest) (*Record, error) {
+func (s *Store) load(key []byte, d Digest) (*Record, error) {
 	seq := s.seq.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
@@ -321,34 +385,52 @@ func (s *Store) load(d Digest) (*Record, error) {
 	if rec != nil {
 		ttl = s.posTTL
 	}
-	s.store(d, entry{rec: rec, expires: time.Now().UnixNano() + ttl}, seq)
+	s.store(key, d, entry{rec: rec, expires: time.Now().UnixNano() + ttl}, seq)
 	return rec, nil
 }
 
-// store caches e unless an invalidation happened since the lookup started
-// (the answer may predate it).
-func (s *Store) store(d Digest, e entry, seq uint64) {
-	sh := &s.shards[d[0]%shardCount]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+// store caches e as the entry of key (whose digest is d) unless an
+// invalidation happened since the lookup started (the answer may predate
+// it). The entry gets its own copy of the key.
+func (s *Store) store(key []byte, d Digest, e entry, seq uint64) {
+	h := s.keyHash(key)
+	sh := &s.shards[h%shardCount]
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.seq.Load() != seq {
 		return
 	}
-	if _, ok := sh.m[d]; !ok && len(sh.m) >= s.perShard {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.m[h]; ok {
+		// The key's previous entry, or (a 64-bit collision) another key's.
+		s.drop(sh, h, &old)
+	} else if len(sh.m) >= s.perShard {
 		now := time.Now().UnixNano()
 		for k, v := range sh.m {
 			if v.expires <= now {
-				delete(sh.m, k)
+				s.drop(sh, k, &v)
 			}
 		}
-		for k := range sh.m {
+		for k, v := range sh.m {
 			if len(sh.m) < s.perShard {
 				break
 			}
-			delete(sh.m, k)
+			s.drop(sh, k, &v)
 		}
 	}
-	sh.m[d] = e
+	e.key, e.digest = bytes.Clone(key), d
+	sh.m[h] = e
+	s.byDigest[d] = h
+}
+
+// drop removes the entry e found at h in sh (wmu and sh.mu held).
+func (s *Store) drop(sh *shard, h uint64, e *entry) {
+	delete(sh.m, h)
+	if s.byDigest[e.digest] == h {
+		delete(s.byDigest, e.digest)
+	}
+	e.wipe()
 }
 
 // Invalidate drops the digest (hex, as published on the key channel) from
@@ -360,10 +442,19 @@ func (s *Store) Invalidate(digestHex string) {
 		return
 	}
 	s.seq.Add(1)
-	sh := &s.shards[d[0]%shardCount]
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	h, ok := s.byDigest[d]
+	if !ok {
+		return
+	}
+	sh := &s.shards[h%shardCount]
 	sh.mu.Lock()
-	delete(sh.m, d)
+	if e, ok := sh.m[h]; ok && e.digest == d {
+		s.drop(sh, h, &e)
+	}
 	sh.mu.Unlock()
+	delete(s.byDigest, d)
 }
 
 // MarkStale makes every cached record due for a new lookup on its next
@@ -372,17 +463,19 @@ func (s *Store) Invalidate(digestHex string) {
 func (s *Store) MarkStale() {
 	s.seq.Add(1)
 	now := time.Now().UnixNano()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for d, e := range sh.m {
+		for h, e := range sh.m {
 			if e.rec == nil {
-				delete(sh.m, d)
+				s.drop(sh, h, &e)
 				continue
 			}
 			if e.expires > now {
 				e.expires = now
-				sh.m[d] = e
+				sh.m[h] = e
 			}
 		}
 		sh.mu.Unlock()
@@ -392,12 +485,52 @@ func (s *Store) MarkStale() {
 // Purge drops every cached record.
 func (s *Store) Purge() {
 	s.seq.Add(1)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		for _, e := range sh.m {
+			e.wipe()
+		}
 		clear(sh.m)
 		sh.mu.Unlock()
 	}
+	clear(s.byDigest)
+}
+
+// sweepEvery is how often Run drops the entries that can no longer answer.
+const sweepEvery = time.Minute
+
+// sweep drops the entries that can no longer answer at now, even while
+// Redis is down: past their TTL and past MaxStale (so that the keys they
+// hold leave memory).
+func (s *Store) sweep(now int64) {
+	grace := max(s.maxStale, 0)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for h, e := range sh.m {
+			if e.expires+grace <= now {
+				s.drop(sh, h, &e)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// Len is the number of cached entries.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // Subscribed reports whether the key channel subscription is live, that is
@@ -405,9 +538,25 @@ func (s *Store) Purge() {
 func (s *Store) Subscribed() bool { return s.subscribed.Load() }
 
 // Run follows the key channel until ctx ends, dropping every published digest
-// from the cache. After each (re)subscription it purges the cache, since
-// messages may have been missed while the subscription was down.
+// from the cache. After each (re)subscription it marks the cache stale, since
+// messages may have been missed while the subscription was down. It also
+// sweeps the cache every minute (sweep).
 func (s *Store) Run(ctx context.Context) error {
+	sweeps := time.NewTicker(sweepEvery)
+	defer sweeps.Stop()
+	swept := make(chan struct{})
+	defer func() { <-swept }()
+	go func() {
+		defer close(swept)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-sweeps.C:
+				s.sweep(now.UnixNano())
+			}
+		}
+	}()
 	ps := s.rdb.Subscribe(ctx, s.keys.KeyChannel())
 	defer ps.Close()
 	// Receive does not watch ctx; closing the subscription ends it.

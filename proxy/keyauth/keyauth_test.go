@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -205,7 +206,7 @@ func TestRedisDownServesCachedRecord(t *testing.T) {
 	}
 	for _, status := range []string{proxycfg.KeyActive, proxycfg.KeySuspended} {
 		key := []byte("k-" + status)
-		s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: status, Status: status}), expires: time.Now().UnixNano() - 1}, s.seq.Load())
+		s.store(key, s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: status, Status: status}), expires: time.Now().UnixNano() - 1}, s.seq.Load())
 		rec, err := s.Lookup(context.Background(), key)
 		if err != nil || rec == nil || rec.Status != status {
 			t.Fatalf("%s: Lookup = %+v, %v; want the cached record", status, rec, err)
@@ -235,16 +236,14 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 1000 {
-		var d Digest
-		d[0], d[1] = byte(i), byte(i>>8)
-		s.store(d, entry{expires: time.Now().Add(time.Hour).UnixNano()}, s.seq.Load())
+		key := []byte(fmt.Sprintf("key-%d", i))
+		s.store(key, s.Digest(key), entry{expires: time.Now().Add(time.Hour).UnixNano()}, s.seq.Load())
 	}
-	total := 0
-	for i := range s.shards {
-		total += len(s.shards[i].m)
-	}
-	if total > shardCount {
+	if total := s.Len(); total > shardCount {
 		t.Fatalf("cache holds %d entries, bound %d", total, shardCount)
+	}
+	if n := len(s.byDigest); n != s.Len() {
+		t.Fatalf("digest index holds %d entries, cache %d", n, s.Len())
 	}
 }
 
@@ -316,7 +315,7 @@ func TestRedisDownMaxStale(t *testing.T) {
 				t.Fatal(err)
 			}
 			key := []byte("k")
-			s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive}), expires: tc.expiredAt}, s.seq.Load())
+			s.store(key, s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive}), expires: tc.expiredAt}, s.seq.Load())
 			rec, err := s.Lookup(context.Background(), key)
 			if tc.served {
 				if err != nil || rec == nil {
@@ -399,21 +398,155 @@ func TestMarkStaleKeepsFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := []byte("k-live")
-	s.store(s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: "live", Status: proxycfg.KeyActive}),
+	s.store(key, s.Digest(key), entry{rec: NewRecord(proxycfg.KeyRecord{ID: "live", Status: proxycfg.KeyActive}),
 		expires: time.Now().Add(time.Minute).UnixNano()}, s.seq.Load())
-	var unknown Digest
-	unknown[0] = 7
-	s.store(unknown, entry{expires: time.Now().Add(time.Minute).UnixNano()}, s.seq.Load())
+	unknown := []byte("k-unknown")
+	s.store(unknown, s.Digest(unknown), entry{expires: time.Now().Add(time.Minute).UnixNano()}, s.seq.Load())
 	s.MarkStale()
-	if _, ok := s.shards[unknown[0]%shardCount].m[unknown]; ok {
+	if _, ok := s.shards[s.keyHash(unknown)%shardCount].m[s.keyHash(unknown)]; ok {
 		t.Fatal("a negative entry survived: a key created meanwhile would stay unknown")
 	}
 	rec, err := s.Lookup(context.Background(), key)
 	if err != nil || rec == nil || rec.ID != "live" {
 		t.Fatalf("Lookup after MarkStale with Redis down = %+v, %v; want the stale record", rec, err)
 	}
-	e := s.shards[s.Digest(key)[0]%shardCount].m[s.Digest(key)]
+	e := s.shards[s.keyHash(key)%shardCount].m[s.keyHash(key)]
 	if e.expires > time.Now().UnixNano() {
 		t.Fatal("the record is still fresh: a revoke missed meanwhile would not be seen")
+	}
+}
+
+// TestCacheCollisionNeverAuthenticates: the cache finds entries by a 64-bit
+// hash of the presented key, but a hit needs the key itself: an entry found
+// under a key's hash that holds another key answers nothing, and the key is
+// looked up for itself.
+func TestCacheCollisionNeverAuthenticates(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	testredis.PutKey(t, rdb, keys, secret, "victim", proxycfg.KeyRecord{ID: "victim", Status: proxycfg.KeyActive})
+	tests := []struct {
+		name, presented, wantID string
+	}{
+		{name: "unknown key", presented: "attacker"},
+		{name: "same length", presented: "victin"},
+		{name: "prefix", presented: "victi"},
+		{name: "empty", presented: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Forge the collision: the victim's entry under the hash of
+			// the presented key.
+			h := s.keyHash([]byte(tc.presented))
+			sh := &s.shards[h%shardCount]
+			sh.mu.Lock()
+			sh.m[h] = entry{key: []byte("victim"), digest: s.Digest([]byte("victim")),
+				rec: NewRecord(proxycfg.KeyRecord{ID: "victim", Status: proxycfg.KeyActive}), expires: time.Now().Add(time.Hour).UnixNano()}
+			sh.mu.Unlock()
+			rec, err := s.Lookup(ctx, []byte(tc.presented))
+			if err != nil || idOf(rec) != tc.wantID {
+				t.Fatalf("Lookup(%q) = %q, %v; want %q: a colliding entry answered", tc.presented, idOf(rec), err, tc.wantID)
+			}
+			// The key's own answer replaced the forged entry.
+			sh.mu.RLock()
+			e := sh.m[h]
+			sh.mu.RUnlock()
+			if string(e.key) != tc.presented || e.rec != nil {
+				t.Fatalf("entry after the lookup holds %q, %v", e.key, e.rec)
+			}
+		})
+	}
+	if rec, _ := s.Lookup(ctx, []byte("victim")); idOf(rec) != "victim" {
+		t.Fatal("the victim's own key no longer resolves")
+	}
+}
+
+// TestCacheSweepWipesKeys: entries that can no longer answer (past their TTL
+// and MaxStale) leave the cache at the next sweep, and the copy of the key
+// they held is overwritten; so do invalidated and purged ones.
+func TestCacheSweepWipesKeys(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret, MaxStale: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	held := func(key string) []byte {
+		h := s.keyHash([]byte(key))
+		sh := &s.shards[h%shardCount]
+		sh.mu.RLock()
+		defer sh.mu.RUnlock()
+		e, ok := sh.m[h]
+		if !ok {
+			return nil
+		}
+		return e.key
+	}
+	rec := NewRecord(proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive})
+	s.store([]byte("fresh"), s.Digest([]byte("fresh")), entry{rec: rec, expires: now + int64(time.Minute)}, s.seq.Load())
+	s.store([]byte("stale"), s.Digest([]byte("stale")), entry{rec: rec, expires: now - int64(30*time.Second)}, s.seq.Load())
+	s.store([]byte("gone"), s.Digest([]byte("gone")), entry{rec: rec, expires: now - int64(2*time.Minute)}, s.seq.Load())
+	gone := held("gone")
+	s.sweep(now)
+	if held("fresh") == nil || held("stale") == nil {
+		t.Fatal("the sweep dropped an entry that can still answer")
+	}
+	if held("gone") != nil {
+		t.Fatal("an entry past MaxStale survived the sweep")
+	}
+	if !bytes.Equal(gone, make([]byte, len(gone))) {
+		t.Fatalf("the swept entry's key was left in memory: %q", gone)
+	}
+	stale := held("stale")
+	s.Invalidate(s.Digest([]byte("stale")).String())
+	if held("stale") != nil || !bytes.Equal(stale, make([]byte, len(stale))) {
+		t.Fatal("an invalidated entry's key was left in memory")
+	}
+	fresh := held("fresh")
+	s.Purge()
+	if s.Len() != 0 || len(s.byDigest) != 0 || !bytes.Equal(fresh, make([]byte, len(fresh))) {
+		t.Fatal("a purged entry's key was left in memory")
+	}
+}
+
+// TestLookupHitNoAlloc: a cached key costs no allocation (and no digest).
+func TestLookupHitNoAlloc(t *testing.T) {
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive})
+	ctx, key, now := context.Background(), []byte("k"), time.Now()
+	if rec, _ := s.LookupAt(ctx, key, now); rec == nil {
+		t.Fatal("key not found")
+	}
+	if n := testing.AllocsPerRun(100, func() { s.LookupAt(ctx, key, now) }); n != 0 {
+		t.Fatalf("a cache hit allocates %v times", n)
+	}
+}
+
+// TestSetKeyPurges: entries looked up under another digest key are dropped
+// when the key changes.
+func TestSetKeyPurges(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	s, err := New(Options{Redis: rdb, Keys: keys, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	testredis.PutKey(t, rdb, keys, secret, "k", proxycfg.KeyRecord{ID: "k", Status: proxycfg.KeyActive})
+	if rec, _ := s.Lookup(ctx, []byte("k")); idOf(rec) != "k" {
+		t.Fatal("key not found")
+	}
+	s.SetKey([]byte("another-digest-key"))
+	if rec, _ := s.Lookup(ctx, []byte("k")); rec != nil {
+		t.Fatal("a record looked up under the old digest key still answers")
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/tollgate/tollgate/proxy/ratelimit"
 )
 
-// KeyStore resolves API keys; *keyauth.Store implements it. Lookup returns
+// KeyStore resolves API keys; *keyauth.Store implements it. LookupAt returns
 // nil for unknown or revoked keys, the record of any other (which the
-// pipeline checks for expiry and status), and an error when it cannot tell.
+// pipeline checks for expiry and status), and an error when it cannot tell;
+// now is when the request arrived (cached answers are checked against it).
 type KeyStore interface {
-	Lookup(ctx context.Context, key []byte) (*keyauth.Record, error)
+	LookupAt(ctx context.Context, key []byte, now time.Time) (*keyauth.Record, error)
 }
 
 // Pipeline decides what happens to a request. Its fields are set once; it is
@@ -66,7 +67,16 @@ func (p *Pipeline) Decide(ctx context.Context, rt *Runtime, req *Request, d *Dec
 		d.Problem = problem.NotReady
 		return
 	}
-	api, ok := rt.Route(req.Host, req.Path)
+	tn, ok := rt.hosts.Lookup(req.Host)
+	if !ok {
+		d.Problem = problem.NotFound
+		return
+	}
+	if tn.refuse != nil {
+		d.Problem = tn.refuse
+		return
+	}
+	api, ok := tn.apis.Lookup(req.Path)
 	if !ok {
 		d.Problem = problem.NotFound
 		return
@@ -132,7 +142,7 @@ func (p *Pipeline) credential(ctx context.Context, api *API, req *Request, d *De
 		return nil, problem.Unauthorized
 	}
 	d.KeyInAuthorization = inAuth
-	rec, err := p.Keys.Lookup(ctx, key)
+	rec, err := p.Keys.LookupAt(ctx, key, now)
 	if err != nil {
 		return nil, problem.Unavailable
 	}

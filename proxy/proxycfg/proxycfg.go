@@ -1,53 +1,19 @@
 // Package proxycfg is the one contract between the control plane and the data
-// plane: the compiled configuration snapshot, the API key record, the Redis key
-// layout both sides use, and the key digest function.
+// plane: the compiled configuration (an index and one shard per tenant), the
+// API key record, the Redis key layout both sides use, and the key digest
+// function.
 //
 // It imports the standard library only. The control plane imports it to compile
 // and publish; the proxy workers import it to load and run. Nothing else crosses.
 //
-// SchemaVersion history:
-//   - 1: tenants, upstreams (round_robin, weighted), APIs (key, jwt, none auth),
-//     plans (rate limit, quota), key records.
-//   - 1 (additive, data plane): upstream algorithms least_conn, consistent_hash
-//     (HashOn) and random; Upstream.Outlier (passive health), Retry,
-//     CircuitBreaker; API.JWT (issuer, audiences, claim mapping, scopes),
-//     MaxBodyBytes, Host (pass-through or rewrite), ConnectTimeoutMS,
-//     ReadTimeoutMS. Zero values keep the old behaviour.
-//   - 1 (additive, throttling and metering): RateLimit.Burst and Scope,
-//     Plan.Concurrency, API.RateLimit (an API-wide ceiling); Keys.Quota,
-//     Keys.UsageStream, Keys.WorkerRegistry, UsageRow (the usage stream's
-//     entries), QuotaPeriod and LimitSubject (usage.go). Zero values keep
-//     the old behaviour.
-//   - 1 (additive, routes): API.Routes, the method and path templates an
-//     API serves (imported from OpenAPI; Route, ValidateRoute in routes.go).
-//     Empty Routes keeps the old behaviour: every method and path under
-//     the base path is forwarded.
-//   - 1 (additive, live health): Keys.TargetHealth, TargetHealthReport and
-//     TargetHealthField (health.go), the workers' per-target health views
-//     read by the control plane.
-//   - 1 (additive, developer portals and billing): KeyRecord.SubscriptionID,
-//     ExpiresAt (rotation overlap), GraceUntil and BillingURL; key statuses
-//     KeySuspended, KeyCanceled and KeyPastDue, which workers refuse with
-//     403 consumer-suspended, 403 subscription-canceled and (after
-//     GraceUntil) 402 payment-required, and any other status but
-//     KeyActive with 401. LimitSubject takes the subscription id: the
-//     keys of one subscription share its rate limit, quota and
-//     concurrency. Zero values keep the old behaviour. Key records are
-//     not in the snapshot, so the version does not guard them: a worker
-//     older than this change refuses the new statuses with 401 (it
-//     serves active records only), but ignores ExpiresAt (it serves an
-//     expired key) and counts limits per key. Write these fields only
-//     once every worker understands them.
-//   - 1 (hardening, data plane): RouteScopes match per decoded segment,
-//     without regard to case or path parameters (an older worker compares
-//     a raw, case-sensitive byte prefix, which "/ADMIN" or "/%61dmin"
-//     passed: the hole this closes, not a restriction it cannot read);
-//     ValidateRoute takes at most MaxRouteParams parameters per template
-//     (new: a snapshot with more is rejected, so the control plane must
-//     refuse them on import, which it does through ValidateRoute) and an
-//     API's routes at most MaxRouteMethods methods (a worker could not
-//     build more before either); IsPrivateAddr covers NAT64, 6to4,
-//     IPv4-compatible, site-local, benchmarking and reserved ranges.
+// The contract is versioned by one integer, CapabilityVersion (capability.go),
+// that moves with every change of meaning, as Tailscale's tailcfg does it:
+// workers say which version they speak (ConfigWorkerBeat), every shard says
+// the lowest version that can enforce it (Shard.Capability, from the
+// features its tenant uses: Tenant.Capability), shards are decoded strictly
+// (DecodeShard: a field a worker does not know is an error, never ignored),
+// and a worker never serves a shard that needs a newer version. The history
+// of the version is in capability.go.
 package proxycfg
 
 import (
@@ -62,16 +28,24 @@ import (
 	"time"
 )
 
-// SchemaVersion is the version of the snapshot layout. A worker refuses a
-// snapshot whose Schema it does not know.
-const SchemaVersion = 1
+// SchemaVersion is the name CapabilityVersion had while the contract was one
+// snapshot.
+//
+// Deprecated: use CapabilityVersion.
+const SchemaVersion = CapabilityVersion
 
 // Snapshot is the whole compiled configuration of the platform at one
-// generation. Workers swap it in atomically after Validate succeeds.
+// moment: what the index and its shards describe together. It is no longer
+// stored as one blob (workers and the publisher move shards, see Shard and
+// IndexEntry); tools and tests still describe a whole platform with it, and
+// a worker reads the one a version before shards left on its disk.
 type Snapshot struct {
-	// Schema is SchemaVersion at the time the control plane compiled it.
+	// Schema is the capability version the snapshot was written for
+	// (1..CapabilityVersion; each tenant's shard still says what it needs).
 	Schema int `json:"schema"`
-	// Generation increases by at least one with every committed change.
+	// Generation increases by at least one with every committed change; as
+	// the shards of a whole snapshot, it is the index sequence and every
+	// tenant's shard generation.
 	Generation int64 `json:"generation"`
 	// DigestVersion says which key digests API keys (DigestKey): 0, the raw
 	// TOLLGATE_SECRET (installations from before key derivation), or 1, a
@@ -328,27 +302,18 @@ func Digest(secret []byte, key string) string {
 // command touches must share a hash slot, so they share a hash tag ({…}):
 // a limit subject's rate-limit window, burst and counter keys and its
 // concurrency set (RateLimit, "{tollgate:rl:<subject>}") with its quota
-// counters (Quota), and every worker's health heartbeat
-// (TargetHealthBeat, read with one MGET). Every other key is used alone
-// (the snapshot pointer and snapshots, key records, the usage stream, the
-// worker registry, a tenant's health hash), so it needs no tag, and the
-// channels are classic pub/sub, which a Cluster delivers on every node. A
-// Prefix holding a {…} of its own would put every key in one slot: it
-// still works, on one node.
+// counters (Quota), every worker's health heartbeat (TargetHealthBeat,
+// read with one MGET), the config index with its change log (ConfigIndex,
+// ConfigLog: one script updates both) and the workers' config heartbeats
+// with their registry (ConfigWorkers, ConfigWorkerBeat). Every other key
+// is used alone (each shard, key records, the usage stream, the worker
+// registry, a tenant's health hash), so it needs no tag, and the channels
+// are classic pub/sub, which a Cluster delivers on every node. A Prefix
+// holding a {…} of its own would put every key in one slot: it still
+// works, on one node.
 type Keys struct {
 	Prefix string
 }
-
-// Current holds the generation (decimal) of the newest published snapshot.
-func (k Keys) Current() string { return k.Prefix + "tollgate:config:current" }
-
-// Snapshot holds the JSON of the snapshot of one generation.
-func (k Keys) Snapshot(gen int64) string {
-	return fmt.Sprintf("%stollgate:config:snapshot:%d", k.Prefix, gen)
-}
-
-// ConfigChannel carries the decimal generation of each newly published snapshot.
-func (k Keys) ConfigChannel() string { return k.Prefix + "tollgate:config:events" }
 
 // Key holds the JSON KeyRecord of the key with this digest.
 func (k Keys) Key(digest string) string { return k.Prefix + "tollgate:key:" + digest }
@@ -371,8 +336,8 @@ func (s *Snapshot) Validate() error {
 	if s == nil {
 		return errors.New("nil snapshot")
 	}
-	if s.Schema != SchemaVersion {
-		return fmt.Errorf("schema %d not supported (want %d)", s.Schema, SchemaVersion)
+	if s.Schema < 1 || s.Schema > CapabilityVersion {
+		return fmt.Errorf("schema %d not supported (this worker speaks 1 to %d)", s.Schema, CapabilityVersion)
 	}
 	if s.Generation <= 0 {
 		return fmt.Errorf("generation %d not positive", s.Generation)
@@ -392,14 +357,36 @@ func (s *Snapshot) Validate() error {
 		}
 		slugs[t.Slug] = true
 		for _, d := range t.Domains {
-			if d == "" || domains[d] {
-				return fmt.Errorf("tenant %q: empty or duplicate domain %q", t.Slug, d)
+			if domains[d] {
+				return fmt.Errorf("tenant %q: duplicate domain %q", t.Slug, d)
 			}
 			domains[d] = true
 		}
-		if err := t.validate(); err != nil {
-			return fmt.Errorf("tenant %q: %w", t.Slug, err)
+		if err := t.Validate(); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// Validate checks one tenant's compiled configuration: everything a worker
+// relies on to build it. What involves other tenants (a slug or a domain
+// taken twice) is not the shard's to say: a worker serves a host name to
+// one tenant only (the first to claim it, platform host names before
+// custom domains) and leaves the other claims out.
+func (t *Tenant) Validate() error {
+	if t.ID == "" || t.Slug == "" {
+		return fmt.Errorf("tenant %q: id and slug required", t.ID)
+	}
+	seen := make(map[string]bool, len(t.Domains))
+	for _, d := range t.Domains {
+		if d == "" || seen[d] {
+			return fmt.Errorf("tenant %q: empty or duplicate domain %q", t.Slug, d)
+		}
+		seen[d] = true
+	}
+	if err := t.validate(); err != nil {
+		return fmt.Errorf("tenant %q: %w", t.Slug, err)
 	}
 	return nil
 }

@@ -146,8 +146,15 @@ func (q *Quotas) TakeIn(ctx context.Context, subject string, qt proxycfg.Quota, 
 	b := q.bucket(quotaKey{subject, period, qt.Requests})
 	r := q.r
 	counted := false
-	for {
-		t := mono()
+	// The request's own time will do (one clock read less per request): a
+	// quota is exact whenever its leased tokens are used (they are counted
+	// when granted, and what is left is given back), so their expiry only
+	// decides when leftovers go back, not whether the quota holds.
+	t := monoAt(now)
+	for first := true; ; first = false {
+		if !first {
+			t = mono()
+		}
 		b.mu.Lock()
 		b.lastUse = t
 		if !counted {

@@ -208,6 +208,15 @@ var epoch = time.Now()
 // mono is a monotonic clock in nanoseconds.
 func mono() int64 { return int64(time.Since(epoch)) }
 
+// monoAt is mono at now, without reading the clock when now carries a
+// monotonic reading (a time.Now), else mono().
+func monoAt(now time.Time) int64 {
+	if now != now.Round(0) {
+		return int64(now.Sub(epoch))
+	}
+	return mono()
+}
+
 // Redis is the distributed rate limiter: exact across all workers (no
 // interval admits more than the limit) with leased tokens for hot subjects.
 // See the package doc for the algorithm and its error bound.

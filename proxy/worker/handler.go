@@ -14,8 +14,16 @@ import (
 // chosen target (retrying on another where the upstream allows), then
 // records the answer. It is the whole traffic handler, exported so that
 // benchmarks can drive it directly.
+//
+// The request's arrival is ctx.Time(), which fasthttp's server reads just
+// before calling the handler (and RequestCtx.Init and Init2 set): a caller
+// driving the handler with a RequestCtx of its own must Init it for every
+// request, or time stands still for the pipeline.
 func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := ctx.Time()
+	if start.IsZero() {
+		start = time.Now()
+	}
 	n := w.inflight.enter(w.opts.MaxConcurrent > 0)
 	defer w.inflight.leave(w.opts.MaxConcurrent > 0)
 	if limit := w.opts.MaxConcurrent; limit > 0 && n > int64(limit) {
@@ -59,5 +67,5 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.Response.Header.SetCanonical(keyRequestID, reqID)
 	engine.SetRateHeaders(ctx, &d)
-	w.finish(ctx, &d, start, reqID, x.BytesIn())
+	w.finish(ctx, &d, start, x.Elapsed(start), reqID, x.BytesIn())
 }

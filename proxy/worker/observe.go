@@ -70,11 +70,10 @@ func (c *inflight) Load() int64 {
 }
 
 // finish records the answered request: its metrics, its usage (metered),
-// and its access log entry; bytesIn is the size of the request body read
-// from the client.
-func (w *Worker) finish(ctx *fasthttp.RequestCtx, d *pipeline.Decision, start time.Time, reqID []byte, bytesIn int64) {
+// and its access log entry; elapsed is the time from start until the answer
+// was ready, bytesIn the size of the request body read from the client.
+func (w *Worker) finish(ctx *fasthttp.RequestCtx, d *pipeline.Decision, start time.Time, elapsed time.Duration, reqID []byte, bytesIn int64) {
 	status := ctx.Response.StatusCode()
-	elapsed := time.Since(start)
 	if d.API != nil {
 		d.API.Metrics.Observe(status, elapsed)
 		w.meter(ctx, d, status, start, elapsed, bytesIn)

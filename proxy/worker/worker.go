@@ -97,8 +97,13 @@ type Options struct {
 	AllowPrivateUpstreams bool
 	// Logger receives the worker's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// PollInterval is how often the current generation is polled; 0 means 1s.
+	// PollInterval is how often the config index is polled; 0 means 1s.
 	PollInterval time.Duration
+	// Capability is the contract's capability version the worker speaks
+	// and reports (proxycfg.CapabilityVersion when 0): it serves no shard
+	// that needs more. Tests set less to play an older worker of a mixed
+	// fleet.
+	Capability int
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// ctx is cancelled; 0 means 30s.
 	ShutdownTimeout time.Duration
@@ -106,9 +111,9 @@ type Options struct {
 	// ctx is cancelled while /readyz already answers 503, so that a load
 	// balancer stops sending before the listener closes; 0 means none.
 	DrainDelay time.Duration
-	// SnapshotFile keeps the last good snapshot on local disk: it is
-	// written after every swap and loaded at start when Redis has none to
-	// give, so a worker restarted while Redis is down still serves. The
+	// SnapshotFile keeps the last good config (every tenant's shard) on
+	// local disk: it is appended to after every change and loaded at
+	// start, so a worker restarted while Redis is down still serves. The
 	// product keeps it by default: the proxy command passes
 	// configsync.DefaultSnapshotPath(redisURL, prefix), a file per Redis
 	// deployment and key prefix in the state directory, unless the
@@ -192,6 +197,7 @@ type Worker struct {
 	pipe     pipeline.Pipeline
 	engine   *engine.Engine
 	sync     *configsync.Syncer[provisioned]
+	composer *pipeline.Composer // builds the runtimes sync swaps in (its goroutine only)
 	draining atomic.Bool
 	served   atomic.Bool
 
@@ -313,15 +319,24 @@ func New(opts Options) (*Worker, error) {
 		cacheFile = ""
 	}
 	w.snapshotFile = cacheFile
+	w.composer = pipeline.NewComposer(pipeline.BuildOptions{
+		Domain:  w.opts.Domain,
+		Health:  w.health,
+		JWT:     w.jwt,
+		Metrics: w.metrics,
+		Logger:  w.logger.With("component", "balance"),
+	})
 	w.sync, err = configsync.New(configsync.Options[provisioned]{
 		Redis:        opts.Redis,
 		Keys:         opts.Keys,
-		Build:        w.build,
+		Apply:        w.apply,
 		Swapped:      w.swapped,
+		Capability:   opts.Capability,
+		WorkerID:     w.thr.id,
 		PollInterval: opts.PollInterval,
 		Logger:       opts.Logger.With("component", "configsync"),
 		CacheFile:    cacheFile,
-		Rejected:     func(int64, error) { w.metrics.ConfigRejected() },
+		Rejected:     func(string, int64, error) { w.metrics.ConfigRejected() },
 		Outage:       w.redis,
 	})
 	if err != nil {
@@ -334,11 +349,12 @@ func New(opts Options) (*Worker, error) {
 // nowhere).
 func (w *Worker) SnapshotFile() string { return w.snapshotFile }
 
-// Ready reports whether the worker serves traffic: it has a good snapshot
-// and is not shutting down.
+// Ready reports whether the worker serves traffic: it has a config and is
+// not shutting down.
 func (w *Worker) Ready() bool { return w.sync.Ready() && !w.draining.Load() }
 
-// Generation is the generation of the live config (0 before the first).
+// Generation is the config index sequence of the live config (0 before the
+// first).
 func (w *Worker) Generation() int64 { return w.sync.Generation() }
 
 // Metrics are the worker's metrics; register more collectors in

@@ -273,7 +273,7 @@ func TestLimitsConfigBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gen int64
-	if err := e.db.QueryRow(ctx, `SELECT generation FROM config_state`).Scan(&gen); err != nil {
+	if err := e.db.QueryRow(ctx, `SELECT generation FROM config_changes WHERE tenant_id = $1`, e.who.TenantID).Scan(&gen); err != nil {
 		t.Fatal(err)
 	}
 	le := limitErr(t, e.api(1), limits.ConfigBytes, "")
@@ -281,7 +281,7 @@ func TestLimitsConfigBytes(t *testing.T) {
 		t.Errorf("limit error %+v", le)
 	}
 	var gen2 int64
-	if err := e.db.QueryRow(ctx, `SELECT generation FROM config_state`).Scan(&gen2); err != nil {
+	if err := e.db.QueryRow(ctx, `SELECT generation FROM config_changes WHERE tenant_id = $1`, e.who.TenantID).Scan(&gen2); err != nil {
 		t.Fatal(err)
 	}
 	if e.count("apis") != 0 || gen2 != gen {

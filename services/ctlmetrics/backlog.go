@@ -45,9 +45,9 @@ func newBacklog(opts Options) *backlog {
 	}
 	capped := fmt.Sprintf(" (counted up to %d)", BacklogCap)
 	return &backlog{db: opts.DB, rdb: opts.Redis, opts: opts, nowFn: time.Now,
-		generation: g("config_generation", "Generation of the gateway config in the database (config_state.generation)."),
-		published:  g("config_published_generation", "Newest generation published to Redis (config_state.published_generation)."),
-		behind:     g("publisher_generations_behind", "Config generations not yet published (generation minus published generation)."),
+		generation: g("config_generation", "Gateway config changes recorded in the database, all tenants together (config_change_seq)."),
+		published:  g("config_published_generation", "Index sequence of the newest publish to Redis (config_state.published_generation)."),
+		behind:     g("publisher_generations_behind", "Tenants with a config change not yet handled by the publisher"+capped+"."),
 		publishLag: g("publisher_lag_seconds", "Age of the oldest unpublished tenant config change (config_changes); 0 when "+
 			"everything is published. A tenant changed again before a publish counts from its latest change."),
 		keyOutbox:   g("key_outbox_unpublished", "API key records waiting in the key outbox for the publisher"+capped+"."),
@@ -111,11 +111,12 @@ func (b *backlog) refresh(ctx context.Context, log *slog.Logger) {
 // backlogQuery reads every database backlog in one statement. Each count
 // reads a partial index (key_outbox_unpublished_idx, billing_jobs_due_idx,
 // meter_reports_pending_idx) and stops at $1 rows; each age reads the
-// first row of one. The publisher's lag takes the lowest unpublished
-// generation of config_changes (its generation index).
-const backlogQuery = `SELECT s.generation, s.published_generation,
+// first row of one. The publisher's backlog and lag read the tenants with
+// an unhandled change (config_changes_pending_idx).
+const backlogQuery = `SELECT (SELECT last_value FROM config_change_seq), s.published_generation,
+	(SELECT count(*) FROM (SELECT 1 FROM config_changes WHERE generation > published_generation LIMIT $1) p),
 	coalesce((SELECT extract(epoch FROM now() - c.changed_at) FROM config_changes c
-		WHERE c.generation > s.published_generation ORDER BY c.generation LIMIT 1), 0)::float8,
+		WHERE c.generation > c.published_generation ORDER BY c.changed_at LIMIT 1), 0)::float8,
 	(SELECT count(*) FROM (SELECT 1 FROM key_outbox WHERE published_at IS NULL LIMIT $1) k),
 	coalesce((SELECT extract(epoch FROM now() - k.created_at) FROM key_outbox k
 		WHERE k.published_at IS NULL ORDER BY k.id LIMIT 1), 0)::float8,
@@ -126,15 +127,15 @@ const backlogQuery = `SELECT s.generation, s.published_generation,
 FROM config_state s`
 
 func (b *backlog) refreshPostgres(ctx context.Context) error {
-	var gen, published, keys, jobs, meters int64
+	var gen, published, behind, keys, jobs, meters int64
 	var publishLag, keyLag, meterLag float64
-	if err := b.db.QueryRow(ctx, backlogQuery, BacklogCap).Scan(&gen, &published, &publishLag, &keys, &keyLag,
+	if err := b.db.QueryRow(ctx, backlogQuery, BacklogCap).Scan(&gen, &published, &behind, &publishLag, &keys, &keyLag,
 		&jobs, &meters, &meterLag); err != nil {
 		return fmt.Errorf("read backlogs: %w", err)
 	}
 	b.generation.Set(float64(gen))
 	b.published.Set(float64(published))
-	b.behind.Set(float64(max(gen-published, 0)))
+	b.behind.Set(float64(behind))
 	b.publishLag.Set(max(publishLag, 0))
 	b.keyOutbox.Set(float64(keys))
 	b.keyLag.Set(max(keyLag, 0))

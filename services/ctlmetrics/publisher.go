@@ -29,21 +29,21 @@ func newPublisherMetrics() *PublisherMetrics {
 	return &PublisherMetrics{
 		compile: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "publisher_compile_duration_seconds",
-			Help:    "Time to compile a config snapshot from the database (reads included).",
+			Help:    "Time to compile a publish's tenant shards from the database (reads included).",
 			Buckets: snapshotBuckets,
 		}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "publisher_publish_duration_seconds",
-			Help:    "Time to publish a compiled snapshot: validate, encode, write to Redis, announce, record.",
+			Help:    "Time to publish compiled shards: write them and the index to Redis, announce, record.",
 			Buckets: snapshotBuckets,
 		}),
 		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "publisher_snapshot_bytes",
-			Help: "Size of the last snapshot this replica published (what every worker downloads and decodes).",
+			Help: "Bytes of the shards of the last publish of this replica (what every worker downloads and decodes for it).",
 		}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "publisher_published_generation",
-			Help: "Generation of the last snapshot this replica published (0 before its first).",
+			Help: "Index sequence of the last publish of this replica (0 before its first).",
 		}),
 		keys: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "publisher_key_records_total",

@@ -138,6 +138,7 @@ const (
 	tagPortal      = "Developer portal"
 	tagBilling     = "Billing"
 	tagLimits      = "Limits"
+	tagConfig      = "Config"
 )
 
 // conflict marks operations that may answer 409 (a clash, a state that
@@ -243,7 +244,8 @@ func (a *api) routes() []route {
 			"List audit entries, oldest first", "Lists the changes made to the tenant's objects: who made them, what and when. Secrets are never recorded.", nil}},
 	}
 	rs = append(rs, a.devPortalRoutes()...)
-	return append(rs, a.limitsRoutes()...)
+	rs = append(rs, a.limitsRoutes()...)
+	return append(rs, a.configRoutes()...)
 }
 
 // documentedRoutes are every route the document describes: this API's and

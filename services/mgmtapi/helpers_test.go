@@ -141,7 +141,7 @@ func (e *env) counts() map[string]int {
 		out[tbl] = n
 	}
 	var gen int
-	if err := e.db.QueryRow(context.Background(), "SELECT generation FROM config_state").Scan(&gen); err != nil {
+	if err := e.db.QueryRow(context.Background(), "SELECT coalesce(sum(generation), 0)::bigint FROM config_changes").Scan(&gen); err != nil {
 		e.t.Fatal(err)
 	}
 	out["generation"] = gen

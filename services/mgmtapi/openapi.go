@@ -49,6 +49,7 @@ var tagDocs = []struct{ name, desc string }{
 	{tagPortal, "The tenant's developer portal: its settings, developers, apps and subscriptions."},
 	{tagBilling, "The tenant's Stripe connection (served by the billing module)."},
 	{tagLimits, "The operator's per-tenant limits."},
+	{tagConfig, "What the proxy workers serve of the tenant's configuration."},
 }
 
 // problemResponses are the problem answers operations refer to, by status.

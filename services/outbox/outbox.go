@@ -2,7 +2,8 @@
 // plane must learn of it: that a tenant's gateway configuration changed
 // (MarkChanged) and the new record of an API key (EnqueueKey). Postgres
 // wakes the publisher on commit; services/publish reads what was recorded
-// and carries it to Redis.
+// and carries it to Redis, and records what became of each tenant's
+// changes, which ReadStatus reads back (status.go).
 //
 // Domain packages (catalog, settings, tenancy, ...) write here and never
 // import the publisher, so that the publisher can read the domain through
@@ -21,9 +22,10 @@ import (
 )
 
 // Channel is the Postgres NOTIFY channel that wakes the publisher. A
-// configuration change is announced as "config:<generation>:<tenant id>",
-// a key record as "key"; the publisher reads the tables, not the payload,
-// so a lost or merged notification costs at most one poll interval.
+// configuration change is announced as "config:<tenant's generation>:<tenant
+// id>", a key record as "key"; the publisher reads the tables, not the
+// payload, so a lost or merged notification costs at most one poll
+// interval.
 const Channel = "tollgate_config"
 
 // MarkChanged records, in the caller's transaction, that the gateway
@@ -32,23 +34,21 @@ const Channel = "tollgate_config"
 // that changes any of it must call MarkChanged once for each tenant it
 // changes.
 //
-// It bumps the platform's generation (config_state.generation, which the
-// publisher compiles the whole snapshot on) and sets the tenant's row of
-// config_changes to that generation, so that a publisher that compiles
-// per tenant finds which tenants changed since it last published. The
+// It bumps the tenant's own generation (its row of config_changes), and
+// nothing shared by all tenants: one tenant's writes never wait on
+// another's (the platform-wide count of changes is a sequence, which takes
+// no lock). The publisher compiles the tenants whose generation moved past
+// the one it handled (config_changes.published_generation). The
 // notification is delivered on commit.
 func MarkChanged(ctx context.Context, tx pgx.Tx, tenantID string) error {
 	if !store.ValidID(tenantID) {
 		return fmt.Errorf("mark config changed: %q is not a tenant id", tenantID)
 	}
 	var gen int64
-	if err := tx.QueryRow(ctx,
-		`UPDATE config_state SET generation = generation + 1 RETURNING generation`).Scan(&gen); err != nil {
-		return fmt.Errorf("bump config generation: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO config_changes (tenant_id, generation) VALUES ($1, $2)
-		ON CONFLICT (tenant_id) DO UPDATE SET generation = EXCLUDED.generation, changed_at = now()`,
-		tenantID, gen); err != nil {
+	if err := tx.QueryRow(ctx, `INSERT INTO config_changes (tenant_id, generation)
+		SELECT $1::uuid, 1 FROM (SELECT nextval('config_change_seq')) AS counted
+		ON CONFLICT (tenant_id) DO UPDATE SET generation = config_changes.generation + 1, changed_at = now()
+		RETURNING generation`, tenantID).Scan(&gen); err != nil {
 		return fmt.Errorf("record config change of tenant: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, fmt.Sprintf("config:%d:%s", gen, tenantID)); err != nil {

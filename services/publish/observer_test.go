@@ -33,8 +33,8 @@ func (r *recorder) KeysPublished(n int) { r.mu.Lock(); r.keys += n; r.mu.Unlock(
 func (r *recorder) SyncFailed()         {}
 func (r *recorder) Leading(on bool)     { r.mu.Lock(); r.leading = on; r.mu.Unlock() }
 
-// TestObserver: the observer hears of each published snapshot (its
-// generation, size and compile time), of key records and of leadership.
+// TestObserver: the observer hears of each publish (its index sequence,
+// size and compile time), of key records and of leadership.
 func TestObserver(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -52,12 +52,12 @@ func TestObserver(t *testing.T) {
 	if _, _, err := h.cat.CreateKey(context.Background(), h.who, catalog.KeyInput{ConsumerID: consumer.ID, PlanID: plan.ID}); err != nil {
 		t.Fatal(err)
 	}
-	gen := h.dbGeneration()
-	h.snapshot(gen)
-	h.eventually("the observer hears of the snapshot and the key", func() bool {
+	h.snapshot(h.dbGeneration())
+	seq, _, _ := h.index()
+	h.eventually("the observer hears of the publish and the key", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		return len(rec.snapshots) > 0 && rec.snapshots[len(rec.snapshots)-1] == gen && rec.keys >= 1
+		return len(rec.snapshots) > 0 && rec.snapshots[len(rec.snapshots)-1] == seq && rec.keys >= 1
 	})
 	rec.mu.Lock()
 	if rec.bytes == 0 || rec.compile <= 0 || !rec.leading {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -87,35 +88,85 @@ func (h *harness) eventually(what string, cond func() bool) {
 	}
 }
 
+// dbGeneration is the harness tenant's config generation in the database.
 func (h *harness) dbGeneration() int64 {
+	return h.tenantGeneration(h.who.TenantID)
+}
+
+func (h *harness) tenantGeneration(tenantID string) int64 {
 	var g int64
-	if err := h.db.QueryRow(context.Background(), `SELECT generation FROM config_state`).Scan(&g); err != nil {
+	if err := h.db.QueryRow(context.Background(), `SELECT coalesce((SELECT generation FROM config_changes WHERE tenant_id = $1), 0)`,
+		tenantID).Scan(&g); err != nil {
 		h.t.Fatal(err)
 	}
 	return g
 }
 
-// snapshot returns the current snapshot in Redis once its generation reaches min.
+// index reads the config index: the sequence, the digest version and the
+// tenants' entries.
+func (h *harness) index() (seq int64, digest int, entries map[string]proxycfg.IndexEntry) {
+	h.t.Helper()
+	all, err := h.rdb.HGetAll(context.Background(), h.keys.ConfigIndex()).Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	entries = map[string]proxycfg.IndexEntry{}
+	for k, v := range all {
+		switch k {
+		case proxycfg.IndexSeqField:
+			seq, _ = strconv.ParseInt(v, 10, 64)
+		case proxycfg.IndexDigestField:
+			digest, _ = strconv.Atoi(v)
+		default:
+			e, err := proxycfg.ParseIndexEntry(v)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			entries[k] = e
+		}
+	}
+	return seq, digest, entries
+}
+
+// snapshot waits until the harness tenant's published shard reaches
+// generation min, and returns the whole config in Redis (the index and
+// every shard it names) as one snapshot at that generation.
 func (h *harness) snapshot(min int64) *proxycfg.Snapshot {
 	h.t.Helper()
 	ctx := context.Background()
 	var snap proxycfg.Snapshot
-	h.eventually("snapshot generation "+strconv.FormatInt(min, 10), func() bool {
-		cur, err := h.rdb.Get(ctx, h.keys.Current()).Int64()
-		if err != nil || cur < min {
+	h.eventually("shard generation "+strconv.FormatInt(min, 10), func() bool {
+		_, digest, entries := h.index()
+		own, ok := entries[h.who.TenantID]
+		if !ok || own.Generation < min {
 			return false
 		}
-		raw, err := h.rdb.Get(ctx, h.keys.Snapshot(cur)).Bytes()
-		if err != nil {
-			h.t.Fatalf("snapshot %d missing: %v", cur, err)
+		snap = proxycfg.Snapshot{Schema: proxycfg.CapabilityVersion, Generation: own.Generation, DigestVersion: digest}
+		for id, e := range entries {
+			raw, err := h.rdb.Get(ctx, h.keys.ConfigShard(id, e.Generation)).Bytes()
+			if err != nil {
+				h.t.Fatalf("shard %s/%d missing: %v", id, e.Generation, err)
+			}
+			if proxycfg.ShardSum(raw) != e.Sum {
+				h.t.Fatalf("shard %s/%d does not match its entry", id, e.Generation)
+			}
+			sh, err := proxycfg.DecodeShard(raw, proxycfg.CapabilityVersion)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			if sh.Capability != e.Capability {
+				h.t.Fatalf("entry capability %d, shard %d", e.Capability, sh.Capability)
+			}
+			snap.Tenants = append(snap.Tenants, sh.Tenant)
+			if sh.CompiledAt.After(snap.CompiledAt) {
+				snap.CompiledAt = sh.CompiledAt
+			}
 		}
-		if err := json.Unmarshal(raw, &snap); err != nil {
-			h.t.Fatal(err)
-		}
+		sort.Slice(snap.Tenants, func(i, j int) bool { return snap.Tenants[i].Slug < snap.Tenants[j].Slug })
 		return true
 	})
 	if err := snap.Validate(); err != nil {
-		h.t.Fatalf("published snapshot invalid: %v", err)
+		h.t.Fatalf("published config invalid: %v", err)
 	}
 	return &snap
 }
@@ -181,7 +232,8 @@ func TestSnapshotContent(t *testing.T) {
 	if !equalJSON(tn.Plans, wantPlans) {
 		t.Fatalf("plans %+v", tn.Plans)
 	}
-	// A further change publishes a higher generation; the old snapshot expires.
+	// A further change publishes a higher generation; the old shard
+	// expires (or is gone at once: no worker heartbeats to wait for).
 	if _, err := h.cat.UpdateUpstream(context.Background(), h.who, up.ID, func(in *catalog.UpstreamInput) error {
 		in.Targets = in.Targets[:1]
 		return nil
@@ -192,9 +244,9 @@ func TestSnapshotContent(t *testing.T) {
 	if next.Generation <= snap.Generation || len(next.Tenants[0].Upstreams[0].Targets) != 1 {
 		t.Fatalf("after update: %+v", next)
 	}
-	h.eventually("old snapshot expiry", func() bool {
-		ttl, err := h.rdb.TTL(context.Background(), h.keys.Snapshot(snap.Generation)).Result()
-		return err == nil && ttl > 0
+	h.eventually("old shard expiry", func() bool {
+		ttl, err := h.rdb.TTL(context.Background(), h.keys.ConfigShard(h.who.TenantID, snap.Generation)).Result()
+		return err == nil && (ttl > 0 || ttl == -2)
 	})
 }
 
@@ -221,7 +273,7 @@ func TestRestartCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := h.rdb.Exists(context.Background(), h.keys.Current()).Result(); n != 0 {
+	if n, _ := h.rdb.Exists(context.Background(), h.keys.ConfigIndex()).Result(); n != 0 {
 		t.Fatal("something published without a publisher")
 	}
 	// ... and a publisher started later publishes them.
@@ -234,8 +286,9 @@ func TestRestartCatchUp(t *testing.T) {
 		return h.rdb.Exists(context.Background(), h.keys.Key(proxycfg.Digest(secret, secretKey))).Val() == 1
 	})
 	var published int64
-	if err := h.db.QueryRow(context.Background(), `SELECT published_generation FROM config_state`).Scan(&published); err != nil || published != snap.Generation {
-		t.Fatalf("published_generation %d, want %d (%v)", published, snap.Generation, err)
+	seq, _, _ := h.index()
+	if err := h.db.QueryRow(context.Background(), `SELECT published_generation FROM config_state`).Scan(&published); err != nil || published != seq {
+		t.Fatalf("published index sequence %d, want %d (%v)", published, seq, err)
 	}
 }
 
@@ -328,7 +381,7 @@ func TestRedisResetRepublishes(t *testing.T) {
 	keyName := h.keys.Key(proxycfg.Digest(secret, secretKey))
 	h.eventually("key record", func() bool { return h.rdb.Exists(ctx, keyName).Val() == 1 })
 	// Redis loses everything (flushed, failed over to an empty replica).
-	h.rdb.Del(ctx, h.keys.Current(), h.keys.Snapshot(gen), keyName)
+	h.rdb.Del(ctx, h.keys.ConfigIndex(), h.keys.ConfigLog(), h.keys.ConfigShard(h.who.TenantID, gen), keyName)
 	h.snapshot(gen)
 	h.eventually("key record rewritten", func() bool { return h.rdb.Exists(ctx, keyName).Val() == 1 })
 }

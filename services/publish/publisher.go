@@ -1,20 +1,18 @@
 // Package publish turns the control plane's database into what the data plane
-// reads from Redis: it compiles the config snapshot (proxycfg.Snapshot) when
-// config_state.generation moves past the published generation, and copies
-// API key records from the key outbox. Domain packages record their changes
-// with services/outbox in their transactions (and never import this
-// package); the compiler reads the gateway objects through the catalog
-// (catalog.ReadGateways) and maps them to the contract (contract.go); a
-// Publisher does the rest.
+// reads from Redis: it compiles each tenant whose config changed into its
+// shard (proxycfg.Shard) and publishes it with the index and an
+// announcement (shards.go), and copies API key records from the key outbox.
+// Domain packages record their changes with services/outbox in their
+// transactions (and never import this package); the compiler reads the
+// gateway objects through the catalog (catalog.ReadGateways) and maps them
+// to the contract (contract.go); a Publisher does the rest.
 package publish
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,20 +22,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/limits"
 	"github.com/tollgate/tollgate/services/outbox"
 )
 
 // lockID is the Postgres advisory lock that elects the one publishing replica.
 const lockID int64 = 0x746f6c6c67617465 // "tollgate"
 
-// Retention of superseded data in Redis and Postgres.
+// Retention of superseded data in Redis and Postgres, and batch sizes.
 const (
-	// OldSnapshotTTL is how long a superseded snapshot stays readable, for
-	// workers that are still loading it.
-	OldSnapshotTTL = time.Hour
 	// RevokedKeyTTL is how long a revoked key's record stays in Redis; after
 	// that the key is unknown, which workers refuse just the same.
 	RevokedKeyTTL = 30 * 24 * time.Hour
+	// DefaultBatch is how many tenants one publish compiles at most.
+	DefaultBatch = 100
 	// outboxRetention is how long published outbox rows are kept for inspection.
 	outboxRetention = 7 * 24 * time.Hour
 	outboxBatch     = 500
@@ -47,7 +45,7 @@ const (
 type Options struct {
 	// DB is the control plane's database.
 	DB *pgxpool.Pool
-	// Redis receives the snapshots and key records.
+	// Redis receives the shards, the index and key records.
 	Redis redis.UniversalClient
 	// Keys names the Redis keys and channels (proxycfg contract).
 	Keys proxycfg.Keys
@@ -62,6 +60,18 @@ type Options struct {
 	// (e.g. https://api.example.com/billing/subscriptions/{subscription}).
 	// "" leaves records as the catalog made them.
 	BillingURL string
+	// Limits are the operator's per-tenant limits (each tenant's own
+	// values apply on top): a tenant's shard over its config_bytes limit,
+	// and larger than the shard it has, is refused. If nil,
+	// limits.Defaults().
+	Limits *limits.Limits
+	// Batch is how many tenants one publish compiles at most; 0 means
+	// DefaultBatch.
+	Batch int
+	// ShardGrace is how long a superseded shard stays readable unless
+	// every heartbeating worker has read past it; 0 means
+	// proxycfg.ShardGrace.
+	ShardGrace time.Duration
 	// Observer is told what the publisher does, for metrics
 	// (services/ctlmetrics). If nil, nothing is told.
 	Observer Observer
@@ -71,11 +81,11 @@ type Options struct {
 // Its methods are called on the publishing goroutine and must return
 // quickly.
 type Observer interface {
-	// SnapshotPublished reports a published snapshot: its generation, its
-	// size, the time its compile took (reading the database included) and
-	// the time writing it took (Redis, the announcement and the database's
-	// published generation).
-	SnapshotPublished(generation int64, bytes int, compile, publish time.Duration)
+	// SnapshotPublished reports a publish: the index sequence it wrote,
+	// the bytes of the shards it wrote, the time compiling them took
+	// (reading the database included) and the time writing them took
+	// (Redis, the announcement and the database's records).
+	SnapshotPublished(seq int64, bytes int, compile, publish time.Duration)
 	// KeysPublished reports n key records copied to Redis.
 	KeysPublished(n int)
 	// SyncFailed reports a failed Sync (it is retried).
@@ -104,12 +114,17 @@ type Publisher struct {
 	lastPrune  time.Time
 	billingURL string
 	obs        Observer
+	limits     limits.Limits
+	batch      int
+	grace      time.Duration
+	superseded []superseded // shards to drop once every worker read past them
+	legacyDone bool
 }
 
 // New returns a Publisher; it does nothing until Run.
 func New(opts Options) *Publisher {
 	p := &Publisher{db: opts.DB, rdb: opts.Redis, keys: opts.Keys, log: opts.Logger, poll: opts.PollInterval,
-		billingURL: opts.BillingURL, obs: opts.Observer}
+		billingURL: opts.BillingURL, obs: opts.Observer, batch: opts.Batch, grace: opts.ShardGrace}
 	if p.obs == nil {
 		p.obs = nopObserver{}
 	}
@@ -118,6 +133,17 @@ func New(opts Options) *Publisher {
 	}
 	if p.poll <= 0 {
 		p.poll = time.Second
+	}
+	if opts.Limits != nil {
+		p.limits = *opts.Limits
+	} else {
+		p.limits = limits.Defaults()
+	}
+	if p.batch <= 0 {
+		p.batch = DefaultBatch
+	}
+	if p.grace <= 0 {
+		p.grace = proxycfg.ShardGrace
 	}
 	p.log = p.log.With("component", "publisher")
 	return p
@@ -190,11 +216,13 @@ func (p *Publisher) lead(ctx context.Context) error {
 	}
 }
 
-// Sync publishes whatever is pending: the snapshot if the generation moved
-// past the published one (or Redis lost it), then the key outbox. Only the
-// replica holding the publisher lock should call it; Run does.
+// Sync publishes whatever is pending: the shards of the tenants whose
+// config changed since they were last handled (all of them if Redis lost
+// the index), then the key outbox; and it drops superseded shards no
+// worker needs. Only the replica holding the publisher lock should call
+// it; Run does.
 func (p *Publisher) Sync(ctx context.Context) error {
-	reset, err := p.publishSnapshot(ctx)
+	reset, err := p.publishShards(ctx)
 	if err != nil {
 		return err
 	}
@@ -203,88 +231,11 @@ func (p *Publisher) Sync(ctx context.Context) error {
 			return err
 		}
 	}
-	return p.drainKeys(ctx)
-}
-
-// setCurrent moves Current forward only: published generations are monotonic
-// even if an old snapshot were ever published late.
-var setCurrent = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local gen = tonumber(ARGV[1])
-if gen > cur then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return 1
-end
-return 0`)
-
-// publishSnapshot compiles and publishes the snapshot if needed. reset
-// reports that Redis had lost the current generation (flushed or replaced),
-// so that key records must be rewritten too.
-func (p *Publisher) publishSnapshot(ctx context.Context) (reset bool, err error) {
-	var gen, published int64
-	var snap *proxycfg.Snapshot
-	compileStart := time.Now()
-	current, err := p.rdb.Get(ctx, p.keys.Current()).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		reset = true
-	case err != nil:
-		return false, fmt.Errorf("read current generation: %w", err)
+	if err := p.drainKeys(ctx); err != nil {
+		return err
 	}
-	err = pgx.BeginTxFunc(ctx, p.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
-		func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, `SELECT generation, published_generation FROM config_state`).
-				Scan(&gen, &published); err != nil {
-				return fmt.Errorf("read config state: %w", err)
-			}
-			if gen <= published && !reset {
-				return nil
-			}
-			snap, err = Compile(ctx, tx, gen)
-			return err
-		})
-	if err != nil {
-		return false, fmt.Errorf("compile snapshot: %w", err)
-	}
-	if snap == nil {
-		return false, nil
-	}
-	publishStart := time.Now()
-	compiled := publishStart.Sub(compileStart)
-	if cur, err := strconv.ParseInt(current, 10, 64); err == nil && cur > gen {
-		// Redis is ahead of the database (e.g. the database was restored from
-		// a backup). Workers keep the newer snapshot; publishing resumes once
-		// the generation passes it.
-		p.log.Warn("redis holds a newer generation than the database; not publishing", "redis", cur, "db", gen)
-		return false, nil
-	}
-	if err := snap.Validate(); err != nil {
-		return false, fmt.Errorf("compiled snapshot %d is invalid: %w", gen, err)
-	}
-	raw, err := json.Marshal(snap)
-	if err != nil {
-		return false, fmt.Errorf("marshal snapshot: %w", err)
-	}
-	if err := p.rdb.Set(ctx, p.keys.Snapshot(gen), raw, 0).Err(); err != nil {
-		return false, fmt.Errorf("write snapshot %d: %w", gen, err)
-	}
-	if err := setCurrent.Run(ctx, p.rdb, []string{p.keys.Current()}, gen).Err(); err != nil {
-		return false, fmt.Errorf("set current generation %d: %w", gen, err)
-	}
-	if err := p.rdb.Publish(ctx, p.keys.ConfigChannel(), strconv.FormatInt(gen, 10)).Err(); err != nil {
-		return false, fmt.Errorf("announce generation %d: %w", gen, err)
-	}
-	if published > 0 && published != gen {
-		if err := p.rdb.Expire(ctx, p.keys.Snapshot(published), OldSnapshotTTL).Err(); err != nil {
-			p.log.Warn("could not expire old snapshot", "generation", published, "err", err)
-		}
-	}
-	if _, err := p.db.Exec(ctx, `UPDATE config_state SET published_generation = $1 WHERE published_generation < $1`, gen); err != nil {
-		return false, fmt.Errorf("record published generation %d: %w", gen, err)
-	}
-	p.obs.SnapshotPublished(gen, len(raw), compiled, time.Since(publishStart))
-	p.log.Info("published config", "generation", gen, "tenants", len(snap.Tenants), "bytes", len(raw))
-	return reset, nil
+	p.dropSuperseded(ctx)
+	return nil
 }
 
 // writeRecords sets each key record and announces its digest, in order.

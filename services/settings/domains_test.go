@@ -135,7 +135,7 @@ func TestRecheckDomains(t *testing.T) {
 	}
 	gen := func() int64 {
 		var g int64
-		if err := db.QueryRow(ctx, `SELECT generation FROM config_state`).Scan(&g); err != nil {
+		if err := db.QueryRow(ctx, `SELECT generation FROM config_changes WHERE tenant_id = $1`, tn.ID).Scan(&g); err != nil {
 			t.Fatal(err)
 		}
 		return g

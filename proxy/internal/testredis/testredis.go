@@ -1,7 +1,7 @@
 // Package testredis gives proxy tests their own corner of the real Redis: a
 // client and a unique key prefix whose keys are deleted when the test ends,
-// plus helpers that publish snapshots and key records the way the control
-// plane does.
+// plus helpers that publish configs (seed) and key records the way the
+// control plane does.
 package testredis
 
 import (
@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/proxy/configsync/seed"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 )
 
@@ -50,33 +52,43 @@ func New(tb testing.TB) (redis.UniversalClient, proxycfg.Keys) {
 	return rdb, keys
 }
 
-// Store writes snap under its generation and makes it current, without
+// Store writes snap as the control plane publishes a config (the index at
+// sequence snap.Generation and each tenant's shard, seed.Snapshot), without
 // announcing it.
 func Store(tb testing.TB, rdb redis.UniversalClient, keys proxycfg.Keys, snap *proxycfg.Snapshot) {
 	tb.Helper()
-	raw, err := json.Marshal(snap)
-	if err != nil {
+	if _, err := seed.Snapshot(context.Background(), rdb, keys, snap); err != nil {
 		tb.Fatal(err)
 	}
-	StoreRaw(tb, rdb, keys, snap.Generation, raw)
 }
 
-// StoreRaw writes raw as the snapshot of gen and makes gen current.
-func StoreRaw(tb testing.TB, rdb redis.UniversalClient, keys proxycfg.Keys, gen int64, raw []byte) {
+// StoreShard writes raw as tenant's shard at generation gen and makes it
+// the tenant's current one at index sequence seq, without announcing it.
+func StoreShard(tb testing.TB, rdb redis.UniversalClient, keys proxycfg.Keys, seq int64, tenant string, gen int64, raw []byte) {
+	tb.Helper()
+	digest := 0
+	if v, err := rdb.HGet(context.Background(), keys.ConfigIndex(), proxycfg.IndexDigestField).Int(); err == nil {
+		digest = v
+	}
+	if _, err := seed.Shards(context.Background(), rdb, keys, seq, digest,
+		[]seed.Shard{{TenantID: tenant, Generation: gen, Raw: raw}}, nil); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Announce publishes the config message of index sequence seq, naming the
+// tenants its change log entry names.
+func Announce(tb testing.TB, rdb redis.UniversalClient, keys proxycfg.Keys, seq int64) {
 	tb.Helper()
 	ctx := context.Background()
-	if err := rdb.Set(ctx, keys.Snapshot(gen), raw, 0).Err(); err != nil {
-		tb.Fatal(err)
+	id := strconv.FormatInt(seq, 10) + "-1"
+	var tenants []string
+	if es, err := rdb.XRange(ctx, keys.ConfigLog(), id, id).Result(); err == nil && len(es) == 1 {
+		if v, ok := es[0].Values[proxycfg.LogTenantsField].(string); ok && v != "" {
+			tenants = strings.Split(v, ",")
+		}
 	}
-	if err := rdb.Set(ctx, keys.Current(), strconv.FormatInt(gen, 10), 0).Err(); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// Announce publishes gen on the config channel.
-func Announce(tb testing.TB, rdb redis.UniversalClient, keys proxycfg.Keys, gen int64) {
-	tb.Helper()
-	if err := rdb.Publish(context.Background(), keys.ConfigChannel(), strconv.FormatInt(gen, 10)).Err(); err != nil {
+	if err := seed.Announce(ctx, rdb, keys, seq, tenants); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -106,14 +107,25 @@ func New(opts Options) *Engine {
 // request is done.
 type Exchange struct {
 	body       reqBody
-	upgrading  bool // a WebSocket upgrade, detected before hop-by-hop headers go
-	trusted    bool // the client connects from a trusted proxy
-	targetHost bool // the Host header is the target's authority
+	done       time.Time // when the last attempt at the target ended
+	upgrading  bool      // a WebSocket upgrade, detected before hop-by-hop headers go
+	trusted    bool      // the client connects from a trusted proxy
+	targetHost bool      // the Host header is the target's authority
 }
 
 // Release returns the exchange's pooled buffers; req's body is reset first
 // so that nothing refers to them.
 func (x *Exchange) Release(req *fasthttp.Request) { x.body.release(req) }
+
+// Elapsed is the time from start to the end of the last attempt at the
+// target, or to now when there was none (a clock read saved on the usual
+// path: the answer is ready when the exchange ends).
+func (x *Exchange) Elapsed(start time.Time) time.Duration {
+	if !x.done.IsZero() {
+		return x.done.Sub(start)
+	}
+	return time.Since(start)
+}
 
 // BytesIn is the number of request body bytes read from the client.
 func (x *Exchange) BytesIn() int64 { return x.body.bytesIn() }

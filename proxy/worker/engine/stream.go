@@ -83,22 +83,24 @@ const maxConnAttempts = fasthttp.DefaultMaxIdemponentCallAttempts
 var userAgent = []byte("tollgate")
 
 // exchange sends req to hc's target and reads the answer into resp, by the
-// given deadline. It is what HostClient.DoDeadline does, less the work the
-// engine needs not (its clients serve one scheme and address each; the
-// deadline is computed once): an idempotent request without a body stream
-// is sent again on another connection when a kept-alive one failed before
-// any answer, as fasthttp does.
-func (rt *roundTripper) exchange(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+// given deadline (start is the current time, as the caller read it). It is
+// what HostClient.DoDeadline does, less the work the engine needs not (its
+// clients serve one scheme and address each; the deadline is computed
+// once): an idempotent request without a body stream is sent again on
+// another connection when a kept-alive one failed before any answer, as
+// fasthttp does.
+func (rt *roundTripper) exchange(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time) error {
 	resp.Reset()
 	if len(req.Header.UserAgent()) == 0 {
 		req.Header.SetUserAgentBytes(userAgent)
 	}
 	for attempt := 1; ; attempt++ {
-		retry, err := rt.roundTrip(hc, req, resp, deadline)
+		retry, err := rt.roundTrip(hc, req, resp, start, deadline)
 		if err == nil {
 			return nil
 		}
-		if !retry || attempt >= maxConnAttempts || req.IsBodyStream() || !idempotent(&req.Header) || !time.Now().Before(deadline) {
+		start = time.Now()
+		if !retry || attempt >= maxConnAttempts || req.IsBodyStream() || !idempotent(&req.Header) || !start.Before(deadline) {
 			if errors.Is(err, io.EOF) {
 				err = fasthttp.ErrConnectionClosed
 			}
@@ -114,20 +116,22 @@ func idempotent(h *fasthttp.RequestHeader) bool { return h.IsGet() || h.IsHead()
 // RoundTrip implements fasthttp.RoundTripper, for exchanges that go
 // through the HostClient's own methods (the engine calls exchange).
 func (rt *roundTripper) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
-	var deadline time.Time
+	var start, deadline time.Time
 	if timeout := req.GetTimeOut(); timeout > 0 {
-		deadline = time.Now().Add(timeout)
+		start = time.Now()
+		deadline = start.Add(timeout)
 	}
-	return rt.roundTrip(hc, req, resp, deadline)
+	return rt.roundTrip(hc, req, resp, start, deadline)
 }
 
 // roundTrip writes req on a pooled connection and reads the answer into
-// resp. retry reports whether the request may be sent again on another
+// resp, by deadline (unless zero; start is the current time, as the caller
+// read it). retry reports whether the request may be sent again on another
 // connection (a kept-alive connection the target had closed).
-func (rt *roundTripper) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (retry bool, err error) {
+func (rt *roundTripper) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time) (retry bool, err error) {
 	var timeout time.Duration
 	if !deadline.IsZero() {
-		if timeout = time.Until(deadline); timeout <= 0 {
+		if timeout = deadline.Sub(start); timeout <= 0 {
 			return false, fasthttp.ErrTimeout
 		}
 	}

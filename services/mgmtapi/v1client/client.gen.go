@@ -61,16 +61,34 @@ func (e APIRequestAuth) Valid() bool {
 
 // Defines values for BillingOnboardRequestType.
 const (
-	Express  BillingOnboardRequestType = "express"
-	Standard BillingOnboardRequestType = "standard"
+	BillingOnboardRequestTypeExpress  BillingOnboardRequestType = "express"
+	BillingOnboardRequestTypeStandard BillingOnboardRequestType = "standard"
 )
 
 // Valid indicates whether the value is a known member of the BillingOnboardRequestType enum.
 func (e BillingOnboardRequestType) Valid() bool {
 	switch e {
-	case Express:
+	case BillingOnboardRequestTypeExpress:
 		return true
-	case Standard:
+	case BillingOnboardRequestTypeStandard:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConfigStatusStatus.
+const (
+	ConfigStatusStatusError ConfigStatusStatus = "error"
+	ConfigStatusStatusOk    ConfigStatusStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the ConfigStatusStatus enum.
+func (e ConfigStatusStatus) Valid() bool {
+	switch e {
+	case ConfigStatusStatusError:
+		return true
+	case ConfigStatusStatusOk:
 		return true
 	default:
 		return false
@@ -136,13 +154,13 @@ func (e DeveloperStatus) Valid() bool {
 
 // Defines values for DeveloperInvitedStatus.
 const (
-	Invited DeveloperInvitedStatus = "invited"
+	DeveloperInvitedStatusInvited DeveloperInvitedStatus = "invited"
 )
 
 // Valid indicates whether the value is a known member of the DeveloperInvitedStatus enum.
 func (e DeveloperInvitedStatus) Valid() bool {
 	switch e {
-	case Invited:
+	case DeveloperInvitedStatusInvited:
 		return true
 	default:
 		return false
@@ -175,40 +193,40 @@ func (e HashOnSource) Valid() bool {
 
 // Defines values for JWTAlgorithms.
 const (
-	ES256 JWTAlgorithms = "ES256"
-	ES384 JWTAlgorithms = "ES384"
-	ES512 JWTAlgorithms = "ES512"
-	EdDSA JWTAlgorithms = "EdDSA"
-	PS256 JWTAlgorithms = "PS256"
-	PS384 JWTAlgorithms = "PS384"
-	PS512 JWTAlgorithms = "PS512"
-	RS256 JWTAlgorithms = "RS256"
-	RS384 JWTAlgorithms = "RS384"
-	RS512 JWTAlgorithms = "RS512"
+	JWTAlgorithmsES256 JWTAlgorithms = "ES256"
+	JWTAlgorithmsES384 JWTAlgorithms = "ES384"
+	JWTAlgorithmsES512 JWTAlgorithms = "ES512"
+	JWTAlgorithmsEdDSA JWTAlgorithms = "EdDSA"
+	JWTAlgorithmsPS256 JWTAlgorithms = "PS256"
+	JWTAlgorithmsPS384 JWTAlgorithms = "PS384"
+	JWTAlgorithmsPS512 JWTAlgorithms = "PS512"
+	JWTAlgorithmsRS256 JWTAlgorithms = "RS256"
+	JWTAlgorithmsRS384 JWTAlgorithms = "RS384"
+	JWTAlgorithmsRS512 JWTAlgorithms = "RS512"
 )
 
 // Valid indicates whether the value is a known member of the JWTAlgorithms enum.
 func (e JWTAlgorithms) Valid() bool {
 	switch e {
-	case ES256:
+	case JWTAlgorithmsES256:
 		return true
-	case ES384:
+	case JWTAlgorithmsES384:
 		return true
-	case ES512:
+	case JWTAlgorithmsES512:
 		return true
-	case EdDSA:
+	case JWTAlgorithmsEdDSA:
 		return true
-	case PS256:
+	case JWTAlgorithmsPS256:
 		return true
-	case PS384:
+	case JWTAlgorithmsPS384:
 		return true
-	case PS512:
+	case JWTAlgorithmsPS512:
 		return true
-	case RS256:
+	case JWTAlgorithmsRS256:
 		return true
-	case RS384:
+	case JWTAlgorithmsRS384:
 		return true
-	case RS512:
+	case JWTAlgorithmsRS512:
 		return true
 	default:
 		return false
@@ -424,22 +442,22 @@ func (e SubscriptionStatus) Valid() bool {
 
 // Defines values for TargetHealthStatus.
 const (
-	Degraded TargetHealthStatus = "degraded"
-	Down     TargetHealthStatus = "down"
-	Healthy  TargetHealthStatus = "healthy"
-	Unknown  TargetHealthStatus = "unknown"
+	TargetHealthStatusDegraded TargetHealthStatus = "degraded"
+	TargetHealthStatusDown     TargetHealthStatus = "down"
+	TargetHealthStatusHealthy  TargetHealthStatus = "healthy"
+	TargetHealthStatusUnknown  TargetHealthStatus = "unknown"
 )
 
 // Valid indicates whether the value is a known member of the TargetHealthStatus enum.
 func (e TargetHealthStatus) Valid() bool {
 	switch e {
-	case Degraded:
+	case TargetHealthStatusDegraded:
 		return true
-	case Down:
+	case TargetHealthStatusDown:
 		return true
-	case Healthy:
+	case TargetHealthStatusHealthy:
 		return true
-	case Unknown:
+	case TargetHealthStatusUnknown:
 		return true
 	default:
 		return false
@@ -914,6 +932,36 @@ type CircuitBreaker struct {
 	// MaxRequests 0: no cap
 	MaxRequests *int `json:"max_requests,omitempty"`
 }
+
+// ConfigStatus Which of the tenant's config changes the proxy workers serve, and why a newer one is not.
+type ConfigStatus struct {
+	// Capability the capability version of the proxy workers that the published config needs (the features it uses); 0 before the first publish
+	Capability int `json:"capability"`
+
+	// Error why the newest change was refused; null when status is ok
+	Error *string `json:"error"`
+
+	// Generation the tenant's newest config change: each change of its upstreams, APIs, routes, plans or custom domains moves it by one
+	Generation int64 `json:"generation"`
+
+	// PublishedAt when published_generation was published; null before the first publish
+	PublishedAt *time.Time `json:"published_at"`
+
+	// PublishedGeneration the generation the proxy workers serve; 0 before the first publish
+	PublishedGeneration int64 `json:"published_generation"`
+
+	// Status error: the newest change was refused (see error) and the workers keep serving published_generation; ok otherwise (generation above published_generation is on its way)
+	Status ConfigStatusStatus `json:"status"`
+
+	// Workers proxy workers heartbeating now
+	Workers int `json:"workers"`
+
+	// WorkersTooOld of those, the workers too old for the published config: they answer 503 for the tenant's hosts, or serve an older config of the tenant they can enforce, until upgraded
+	WorkersTooOld int `json:"workers_too_old"`
+}
+
+// ConfigStatusStatus error: the newest change was refused (see error) and the workers keep serving published_generation; ok otherwise (generation above published_generation is on its way)
+type ConfigStatusStatus string
 
 // Consumer A developer or application that holds API keys; a developer of the portal appears as one.
 type Consumer struct {
@@ -2436,6 +2484,13 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/billing/stripe/onboarding (the `StartBillingOnboarding` operationId).
 	StartBillingOnboarding(ctx context.Context, body StartBillingOnboardingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetConfigStatus Whether the proxy workers serve the tenant's newest config, and why not
+	//
+	// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+	//
+	// Corresponds with GET /v1/config/status (the `GetConfigStatus` operationId).
+	GetConfigStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListConsumers List consumers
 	//
 	// Lists the tenant's consumers, developers of the portal included, oldest first.
@@ -3376,6 +3431,23 @@ func (c *Client) StartBillingOnboardingWithBody(ctx context.Context, contentType
 // Corresponds with POST /v1/billing/stripe/onboarding (the `StartBillingOnboarding` operationId).
 func (c *Client) StartBillingOnboarding(ctx context.Context, body StartBillingOnboardingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStartBillingOnboardingRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetConfigStatus Whether the proxy workers serve the tenant's newest config, and why not
+//
+// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+//
+// Corresponds with GET /v1/config/status (the `GetConfigStatus` operationId).
+func (c *Client) GetConfigStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConfigStatusRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -5414,6 +5486,33 @@ func NewStartBillingOnboardingRequestWithBody(server string, contentType string,
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetConfigStatusRequest constructs an http.Request for the GetConfigStatus method
+func NewGetConfigStatusRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/config/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -8154,6 +8253,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/billing/stripe/onboarding (the `StartBillingOnboarding` operationId).
 	StartBillingOnboardingWithResponse(ctx context.Context, body StartBillingOnboardingJSONRequestBody, reqEditors ...RequestEditorFn) (*StartBillingOnboardingResponse, error)
 
+	// GetConfigStatusWithResponse Whether the proxy workers serve the tenant's newest config, and why not
+	//
+	// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/config/status (the `GetConfigStatus` operationId).
+	GetConfigStatusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetConfigStatusResponse, error)
+
 	// ListConsumersWithResponse List consumers
 	//
 	// Lists the tenant's consumers, developers of the portal included, oldest first.
@@ -10455,6 +10563,89 @@ func (r StartBillingOnboardingResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StartBillingOnboardingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetConfigStatusResponse200Headers the declared response headers of an HTTP 200 response for GetConfigStatus
+type GetConfigStatusResponse200Headers struct {
+	ETag *string
+}
+
+// GetConfigStatusResponse401Headers the declared response headers of an HTTP 401 response for GetConfigStatus
+type GetConfigStatusResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetConfigStatusResponse503Headers the declared response headers of an HTTP 503 response for GetConfigStatus
+type GetConfigStatusResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetConfigStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConfigStatus
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetConfigStatusResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetConfigStatusResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetConfigStatusResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetConfigStatusResponse) GetJSON200() *ConfigStatus {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetConfigStatusResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetConfigStatusResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetConfigStatusResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConfigStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConfigStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConfigStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConfigStatusResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15187,6 +15378,21 @@ func (c *ClientWithResponses) StartBillingOnboardingWithResponse(ctx context.Con
 	return ParseStartBillingOnboardingResponse(rsp)
 }
 
+// GetConfigStatusWithResponse Whether the proxy workers serve the tenant's newest config, and why not
+//
+// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/config/status (the `GetConfigStatus` operationId).
+func (c *ClientWithResponses) GetConfigStatusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetConfigStatusResponse, error) {
+	rsp, err := c.GetConfigStatus(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConfigStatusResponse(rsp)
+}
+
 // ListConsumersWithResponse List consumers
 //
 // Lists the tenant's consumers, developers of the portal included, oldest first.
@@ -17795,6 +18001,86 @@ func ParseStartBillingOnboardingResponse(rsp *http.Response) (*StartBillingOnboa
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers StartBillingOnboardingResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetConfigStatusResponse parses an HTTP response from a GetConfigStatusWithResponse call
+func ParseGetConfigStatusResponse(rsp *http.Response) (*GetConfigStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConfigStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConfigStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetConfigStatusResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetConfigStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetConfigStatusResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -47,6 +47,7 @@ func Client(doc []byte) ([]byte, error) {
 				Number: codegen.FormatMapping{Default: codegen.SimpleTypeSpec{Type: "float64"}},
 			},
 		},
+		Compatibility:        codegen.CompatibilityOptions{AlwaysPrefixEnumValues: true},
 		NoVCSVersionOverride: &version,
 	})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/limits"
+	"github.com/tollgate/tollgate/services/logevery"
 	"github.com/tollgate/tollgate/services/outbox"
 )
 
@@ -119,6 +120,7 @@ type Publisher struct {
 	grace      time.Duration
 	superseded []superseded // shards to drop once every worker read past them
 	legacyDone bool
+	failures   logevery.Limiter // an outage logs once a minute, not every retry
 }
 
 // New returns a Publisher; it does nothing until Run.
@@ -157,7 +159,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.log.Error("publisher stopped leading; retrying", "err", err)
+		p.failures.Error(p.log, "publisher stopped leading; retrying", "err", err)
 		if !sleep(ctx, p.poll) {
 			return nil
 		}
@@ -202,7 +204,9 @@ func (p *Publisher) lead(ctx context.Context) error {
 		// every notification and every poll tick.
 		if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
 			p.obs.SyncFailed()
-			p.log.Error("publish failed; will retry", "err", err)
+			p.failures.Error(p.log, "publish failed; will retry", "err", err)
+		} else if err == nil {
+			p.failures.Recovered(p.log, "publishing again")
 		}
 		wctx, cancel := context.WithTimeout(ctx, p.poll)
 		err := conn.PgConn().WaitForNotification(wctx)

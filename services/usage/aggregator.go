@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
+	"github.com/tollgate/tollgate/services/logevery"
 	"github.com/tollgate/tollgate/services/store"
 )
 
@@ -85,8 +86,9 @@ type AggregatorObserver interface {
 // a failover); the group is (re)created at every round, so a stream that a
 // failover lost gets its group back instead of failing with NOGROUP.
 type Aggregator struct {
-	opts AggregatorOptions
-	log  *slog.Logger
+	opts     AggregatorOptions
+	log      *slog.Logger
+	failures logevery.Limiter // an outage logs once a minute, not every retry
 }
 
 // NewAggregator makes an Aggregator; Run starts it.
@@ -154,7 +156,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			if a.opts.Observer != nil {
 				a.opts.Observer.Failed()
 			}
-			a.log.Error("usage aggregator", "err", err, "retry_in", backoff)
+			a.failures.Error(a.log, "usage aggregator failing; retrying", "err", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -163,6 +165,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		a.failures.Recovered(a.log, "usage aggregator recovered")
 	}
 	return ctx.Err()
 }

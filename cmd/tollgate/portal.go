@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/health"
 	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/publish"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
@@ -86,7 +87,7 @@ func newPortal(ctx context.Context, cfg config, db *pgxpool.Pool, rdb redis.Univ
 	return portal.New(portal.Options{
 		Accounts: acc, Sessions: acc, Team: acc, Tenants: ten, Tokens: ten, Settings: set, Domains: set,
 		Audit: &audit.Service{DB: db}, Usage: usagesvc.Reader{DB: db, Redis: rdb, Keys: keys}, Developers: devs,
-		Catalog: cat, Health: live,
+		Catalog: cat, Health: live, Config: &outbox.StatusReader{DB: db, Redis: rdb, Keys: keys},
 		Secret: cfg.Secret, AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
 		ProxyDomain: cfg.ProxyDomain, ProxyURL: proxyURL, PublicURL: pub, Mailer: mailer,
 		SecureCookies: strings.HasPrefix(pub, "https://"), DefaultOIDC: idp, DevMail: devMail,

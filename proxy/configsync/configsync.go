@@ -14,9 +14,9 @@
 // rebuilt with it. A shard that cannot be read, decoded, validated or built
 // is rejected: that tenant's last good part keeps serving and every other
 // tenant's changes still apply. A shard that needs a newer worker (its
-// capability is above the one this worker speaks) is not served: the
-// tenant's last shard this worker can enforce keeps serving, or, with none,
-// the tenant is refused (Update.Refused).
+// capability is above the one this worker speaks) is not served, and
+// neither is an older shard of the tenant: the tenant is refused
+// (Update.Refused) until a worker that speaks the version serves it.
 //
 // Files, by concern: configsync.go (the loop and the Redis protocol),
 // diskcache.go (the last good config on disk), heartbeat.go (the worker's
@@ -59,8 +59,8 @@ type Update struct {
 	DigestVersion int
 	// Shards are the new shards, in tenant id order.
 	Shards []*proxycfg.Shard
-	// Refused are tenants whose shard needs a newer worker, and that have
-	// no part this worker can enforce: their hosts are refused.
+	// Refused are tenants whose shard needs a newer worker: their hosts
+	// are refused (an older part of theirs is replaced, not kept).
 	Refused []Refusal
 	// Removed are the ids of tenants no longer in the index.
 	Removed []string
@@ -140,7 +140,6 @@ type Syncer[T any] struct {
 	seq      int64 // index sequence read
 	digest   int
 	have     map[string]tenantState
-	kept     map[string]proxycfg.IndexEntry // too new, an older shard kept serving
 	rejected map[string]proxycfg.IndexEntry // bad shards, not fetched again
 	pending  map[string]bool                // to fetch again (missing, or Redis failed)
 	refused  int                            // tenants in have with a refusal part
@@ -168,7 +167,7 @@ func New[T any](opts Options[T]) (*Syncer[T], error) {
 	if opts.Capability <= 0 {
 		opts.Capability = proxycfg.CapabilityVersion
 	}
-	s := &Syncer[T]{opts: opts, have: map[string]tenantState{}, kept: map[string]proxycfg.IndexEntry{},
+	s := &Syncer[T]{opts: opts, have: map[string]tenantState{},
 		rejected: map[string]proxycfg.IndexEntry{}, pending: map[string]bool{}}
 	if opts.CacheFile != "" {
 		s.cache = &diskCache{path: opts.CacheFile, capability: opts.Capability, log: opts.Logger}
@@ -190,7 +189,7 @@ func (s *Syncer[T]) Ready() bool { return s.cur.Load() != nil }
 func (s *Syncer[T]) Capability() int { return s.opts.Capability }
 
 // TooNew is the number of tenants whose current shard needs a newer worker
-// (kept at an older shard, or refused).
+// (their traffic is refused).
 func (s *Syncer[T]) TooNew() int { return int(s.tooNew.Load()) }
 
 // event is a config channel message; seq 0 asks for a poll (a message that
@@ -446,7 +445,6 @@ func (s *Syncer[T]) handle(ctx context.Context, seq int64, digest int, entries m
 		if e == nil {
 			delete(s.pending, id)
 			delete(s.rejected, id)
-			delete(s.kept, id)
 			if has {
 				u.Removed = append(u.Removed, id)
 			}
@@ -458,13 +456,10 @@ func (s *Syncer[T]) handle(ctx context.Context, seq int64, digest int, entries m
 			continue
 		case s.rejected[id].Same(*e):
 			continue
-		case e.Capability > s.opts.Capability && has && !st.refused:
-			// Too new, and an older shard of the tenant serves: it
-			// keeps serving; nothing to fetch.
-			delete(s.pending, id)
-			s.kept[id] = *e
-			continue
 		}
+		// A shard too new for this worker is fetched all the same: the
+		// tenant's hosts, which it refuses, are in it (DecodeShard reads
+		// them even when it refuses the rest).
 		fetch = append(fetch, id)
 	}
 	raws, err := s.fetch(ctx, fetch, entries)
@@ -491,10 +486,10 @@ func (s *Syncer[T]) handle(ctx context.Context, seq int64, digest int, entries m
 		var tooNew *proxycfg.TooNewError
 		switch {
 		case errors.As(err, &tooNew):
-			if st, has := s.have[id]; has && !st.refused {
-				s.kept[id] = *e
-				continue
-			}
+			// Never served with restrictions this worker cannot read,
+			// not even as the tenant's older shard (the tenant's newest
+			// config is what it allows now): its traffic is refused (503)
+			// until a worker that speaks the shard's version serves it.
 			u.Refused = append(u.Refused, Refusal{Generation: e.Generation, TooNew: tooNew})
 			applied[id] = *e
 		case err != nil:
@@ -515,7 +510,7 @@ func (s *Syncer[T]) handle(ctx context.Context, seq int64, digest int, entries m
 	if len(u.Shards)+len(u.Refused)+len(u.Removed) == 0 && digest == s.digest && s.cur.Load() != nil {
 		// Nothing to build: the runtime stays, at the new sequence.
 		s.gen.Store(seq)
-		s.tooNew.Store(int64(s.refused + len(s.kept)))
+		s.tooNew.Store(int64(s.refused))
 		return
 	}
 	s.digest = digest
@@ -544,7 +539,13 @@ func (s *Syncer[T]) handle(ctx context.Context, seq int64, digest int, entries m
 	}
 	s.swap(next, u)
 	if s.cache != nil {
-		if err := s.cache.record(seq, digest, applied, good, u.Removed); err != nil {
+		// A refused tenant's older shard goes from the disk too: a worker
+		// restarted while Redis is down must not serve it either.
+		drop := u.Removed
+		for _, r := range u.Refused {
+			drop = append(drop[:len(drop):len(drop)], r.TooNew.TenantID)
+		}
+		if err := s.cache.record(seq, digest, applied, good, drop); err != nil {
 			s.opts.Logger.Warn("config not cached on disk", "file", s.cache.path, "err", err)
 		}
 	}
@@ -556,7 +557,6 @@ func (s *Syncer[T]) setHave(id string, st tenantState) {
 	if old, ok := s.have[id]; ok && old.refused {
 		s.refused--
 	}
-	delete(s.kept, id)
 	if st == (tenantState{}) {
 		delete(s.have, id)
 	} else {
@@ -565,7 +565,7 @@ func (s *Syncer[T]) setHave(id string, st tenantState) {
 			s.refused++
 		}
 	}
-	s.tooNew.Store(int64(s.refused + len(s.kept)))
+	s.tooNew.Store(int64(s.refused))
 }
 
 // fetch reads the shards of ids at their entries, in pipelined batches. A
@@ -618,7 +618,7 @@ func (s *Syncer[T]) reject(id string, e proxycfg.IndexEntry, err error) {
 func (s *Syncer[T]) swap(rt *T, u *Update) {
 	old := s.cur.Swap(rt)
 	s.gen.Store(u.Seq)
-	s.tooNew.Store(int64(s.refused + len(s.kept)))
+	s.tooNew.Store(int64(s.refused))
 	if len(u.Shards)+len(u.Refused)+len(u.Removed) > 0 || old == nil {
 		s.opts.Logger.Info("config live", "seq", u.Seq, "tenants", len(s.have), "changed", len(u.Shards),
 			"refused", len(u.Refused), "removed", len(u.Removed))

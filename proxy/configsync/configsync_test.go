@@ -313,9 +313,10 @@ func TestBadShardKeepsThatTenant(t *testing.T) {
 	}
 }
 
-// TestTooNewShard plays a worker that speaks less than a shard needs: it
-// keeps the tenant's last shard it can enforce; a tenant it has none of is
-// refused; a shard it can enforce again goes live.
+// TestTooNewShard plays a worker that speaks less than a shard needs: the
+// tenant is refused, whether or not the worker held an older shard of it
+// (never served with the new restrictions dropped); a shard it can enforce
+// again goes live.
 func TestTooNewShard(t *testing.T) {
 	t.Parallel()
 	rdb, keys := testredis.New(t)
@@ -333,14 +334,14 @@ func TestTooNewShard(t *testing.T) {
 	if old.syncer.TooNew() != 1 || current.syncer.TooNew() != 0 {
 		t.Fatalf("too new: old %d, current %d", old.syncer.TooNew(), current.syncer.TooNew())
 	}
-	// The plain tenant adds routes: the old worker keeps its last shard.
+	// The plain tenant adds routes: the old worker refuses it now.
 	withRoutes := tenant("1", true)
 	testredis.StoreShard(t, rdb, keys, 2, plain.ID, 2, rawShard(t, withRoutes, 2))
 	testredis.Announce(t, rdb, keys, 2)
 	waitFor(t, current.syncer, "routes on the current worker", func(rt *runtime) bool { return rt.tenants[plain.ID] == 2 })
 	waitGen(t, old.syncer, 2)
-	if g := old.syncer.Load().tenants[plain.ID]; g != 1 {
-		t.Fatalf("old worker: tenant at %d, want its last enforceable shard 1", g)
+	if g := old.syncer.Load().tenants[plain.ID]; g != -proxycfg.CapNormalizedPaths {
+		t.Fatalf("old worker: tenant at %d, want refused (-%d), not its older shard", g, proxycfg.CapNormalizedPaths)
 	}
 	if old.syncer.TooNew() != 2 {
 		t.Fatalf("old worker too new: %d, want 2", old.syncer.TooNew())

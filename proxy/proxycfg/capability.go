@@ -7,8 +7,9 @@ package proxycfg
 // shard records the lowest version that can enforce it (Shard.Capability,
 // computed by Tenant.Capability), and a worker serves a shard only when it
 // speaks at least that: an older worker must not forward what a newer rule
-// forbids, so for a shard it cannot enforce it keeps the tenant's last
-// shard it can, or refuses the tenant's traffic (503).
+// forbids, so it refuses the traffic of a tenant whose shard it cannot
+// enforce (503), even when it holds an older shard of that tenant: the
+// tenant's newest config is what the tenant allows now.
 //
 // To change the contract: add the constant below with its history entry,
 // make CapabilityVersion that constant, make Tenant.Capability return it for

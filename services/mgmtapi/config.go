@@ -14,7 +14,7 @@ func (a *api) configRoutes() []route {
 	return []route{
 		{"GET", "/v1/config/status", authTenant, noBody(http.StatusOK, a.getConfigStatus), opDoc{"getConfigStatus", tagConfig,
 			"Whether the proxy workers serve the tenant's newest config, and why not",
-			"Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).", nil}},
+			"Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant's hosts until upgraded: none serves a config whose restrictions it cannot read).", nil}},
 	}
 }
 

@@ -16,7 +16,7 @@ type ConfigStatus struct {
 	PublishedAt         *time.Time `json:"published_at" doc:"when published_generation was published; null before the first publish"`
 	Capability          int        `json:"capability" doc:"the capability version of the proxy workers that the published config needs (the features it uses); 0 before the first publish"`
 	Workers             int        `json:"workers" doc:"proxy workers heartbeating now"`
-	WorkersTooOld       int        `json:"workers_too_old" doc:"of those, the workers too old for the published config: they answer 503 for the tenant's hosts, or serve an older config of the tenant they can enforce, until upgraded"`
+	WorkersTooOld       int        `json:"workers_too_old" doc:"of those, the workers too old for the published config: they answer 503 for the tenant's hosts until upgraded"`
 }
 
 func (ConfigStatus) schemaDoc() string {

@@ -83,7 +83,7 @@ func (p *Portal) apisList(w http.ResponseWriter, r *http.Request, q *req) {
 	for _, u := range ups {
 		names[u.ID] = u.Name
 	}
-	m := view.APIsPage{C: q.chrome("APIs", "apis"), HasUpstreams: len(ups) > 0}
+	m := view.APIsPage{C: p.gatewayChrome(r, q, "APIs", "apis"), HasUpstreams: len(ups) > 0}
 	for _, a := range apis {
 		imp, ok, err := p.cat.GetOpenAPIImport(ctx, q.tenant.ID, a.ID)
 		if err != nil {
@@ -193,7 +193,7 @@ func (p *Portal) apiPage(w http.ResponseWriter, r *http.Request, q *req, id stri
 		p.internal(w, r, err)
 		return
 	}
-	m := view.APIFormPage{C: q.chrome(a.Name, "apis"), ID: a.ID, URL: p.apiURL(q, a.BasePath), Form: f, Upstreams: opts, ImportForm: imf}
+	m := view.APIFormPage{C: p.gatewayChrome(r, q, a.Name, "apis"), ID: a.ID, URL: p.apiURL(q, a.BasePath), Form: f, Upstreams: opts, ImportForm: imf}
 	imp, ok, err := p.cat.GetOpenAPIImport(ctx, q.tenant.ID, a.ID)
 	if err != nil {
 		p.internal(w, r, err)

@@ -29,7 +29,7 @@ var dashRanges = []dashRange{
 func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request, q *req) {
 	ctx := r.Context()
 	rg := dashRanges[1]
-	m := view.DashboardPage{C: q.chrome("Dashboard", "dashboard"), ProxyURL: p.proxyURL(q.tenant.Slug)}
+	m := view.DashboardPage{C: p.gatewayChrome(r, q, "Dashboard", "dashboard"), ProxyURL: p.proxyURL(q.tenant.Slug)}
 	for _, d := range dashRanges {
 		if d.key == r.URL.Query().Get("range") {
 			rg = d

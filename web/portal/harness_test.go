@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/health"
 	"github.com/tollgate/tollgate/services/mail"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/sso"
 	"github.com/tollgate/tollgate/services/storetest"
@@ -92,6 +93,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	p, err := portal.New(portal.Options{
 		Accounts: acc, Sessions: acc, Team: acc, Tenants: ten, Tokens: ten, Settings: set, Domains: set,
 		Audit: &audit.Service{DB: db}, Usage: usage.Reader{DB: db}, Developers: devs, Catalog: cat, Health: live,
+		Config: &outbox.StatusReader{DB: db, Redis: o.rdb, Keys: o.keys},
 		Secret: testSecret, AllowPrivateUpstreams: true,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		ProxyDomain: "gw.test", PublicURL: pub, Mailer: e.sink, SecureCookies: o.secure, DefaultOIDC: o.idp,

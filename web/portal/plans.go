@@ -86,7 +86,7 @@ func (p *Portal) plansList(w http.ResponseWriter, r *http.Request, q *req) {
 		p.internal(w, r, err)
 		return
 	}
-	m := view.PlansPage{C: q.chrome("Plans", "plans"), HasAPIs: len(opts) > 0}
+	m := view.PlansPage{C: p.gatewayChrome(r, q, "Plans", "plans"), HasAPIs: len(opts) > 0}
 	for _, pl := range plans {
 		row := view.PlanRow{ID: pl.ID, Name: pl.Name, Rate: rateText(pl.RateLimit), Price: priceText(pl.Price),
 			Quota: "unlimited", Public: pl.Public, ApprovalRequired: pl.ApprovalRequired}

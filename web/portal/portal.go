@@ -67,6 +67,11 @@ type Options struct {
 	// Health reads the live target health the proxy workers report
 	// (*health.Reader on their Redis); nil shows the configured state only.
 	Health Health
+	// Config reads what became of the tenant's config changes
+	// (*outbox.StatusReader): the pages where a tenant changes its gateway
+	// show a refused change with its reason and the generation that keeps
+	// serving, and workers too old for the config. nil shows nothing.
+	Config ConfigStatus
 	// Secret (TOLLGATE_SECRET) keys the portal's CSRF tokens and the SSO
 	// flow cookie. Required (at least 16 bytes).
 	Secret []byte

@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate/tollgate/services/catalog"
 	"github.com/tollgate/tollgate/services/developers"
 	"github.com/tollgate/tollgate/services/health"
+	"github.com/tollgate/tollgate/services/outbox"
 	"github.com/tollgate/tollgate/services/settings"
 	"github.com/tollgate/tollgate/services/store"
 	"github.com/tollgate/tollgate/services/tenancy"
@@ -124,6 +125,14 @@ type Health interface {
 	Tenant(ctx context.Context, tenantID string) (health.View, error)
 }
 
+// ConfigStatus reads what became of a tenant's gateway config changes: the
+// generation the proxy workers serve, the newest change if it was refused
+// and why, and the workers too old for the config. *outbox.StatusReader
+// implements it (GET /v1/config/status reads the same).
+type ConfigStatus interface {
+	ConfigStatus(ctx context.Context, tenantID string) (outbox.ConfigStatus, error)
+}
+
 // Developers are the developer portal's accounts as the tenant manages
 // them: the approval queue and invitations. *developers.Service implements
 // it, with the rules the developer portal and /v1 follow too.
@@ -157,6 +166,7 @@ var (
 	_ AuditLog     = (*audit.Service)(nil)
 	_ Usage        = usage.Reader{}
 	_ Health       = (*health.Reader)(nil)
+	_ ConfigStatus = (*outbox.StatusReader)(nil)
 	_ Developers   = (*developers.Service)(nil)
 	_ UsageReports = metering.Reports{}
 )

@@ -30,7 +30,7 @@ func (p *Portal) renderSettings(w http.ResponseWriter, r *http.Request, q *req, 
 		p.internal(w, r, err)
 		return
 	}
-	m := view.SettingsPage{C: q.chrome("Settings", "settings"), ProxyURL: p.proxyURL(q.tenant.Slug),
+	m := view.SettingsPage{C: p.gatewayChrome(r, q, "Settings", "settings"), ProxyURL: p.proxyURL(q.tenant.Slug),
 		ProxyDomain: p.opts.ProxyDomain, DevPortalURL: p.devPortalURL(q.tenant.Slug),
 		SSOHasSecret: st.OIDC.HasSecret, RedirectURL: p.absURL("/sso/callback", nil)}
 	for _, d := range domains {

@@ -22,7 +22,7 @@ func (p *Portal) upstreamsList(w http.ResponseWriter, r *http.Request, q *req) {
 		p.internal(w, r, err)
 		return
 	}
-	m := view.UpstreamsPage{C: q.chrome("Upstreams", "upstreams")}
+	m := view.UpstreamsPage{C: p.gatewayChrome(r, q, "Upstreams", "upstreams")}
 	live := p.liveHealth(r.Context(), q.tenant.ID)
 	now := time.Now()
 	for _, u := range ups {

@@ -956,7 +956,7 @@ type ConfigStatus struct {
 	// Workers proxy workers heartbeating now
 	Workers int `json:"workers"`
 
-	// WorkersTooOld of those, the workers too old for the published config: they answer 503 for the tenant's hosts, or serve an older config of the tenant they can enforce, until upgraded
+	// WorkersTooOld of those, the workers too old for the published config: they answer 503 for the tenant's hosts until upgraded
 	WorkersTooOld int `json:"workers_too_old"`
 }
 
@@ -2486,7 +2486,7 @@ type ClientInterface interface {
 
 	// GetConfigStatus Whether the proxy workers serve the tenant's newest config, and why not
 	//
-	// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+	// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant's hosts until upgraded: none serves a config whose restrictions it cannot read).
 	//
 	// Corresponds with GET /v1/config/status (the `GetConfigStatus` operationId).
 	GetConfigStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3443,7 +3443,7 @@ func (c *Client) StartBillingOnboarding(ctx context.Context, body StartBillingOn
 
 // GetConfigStatus Whether the proxy workers serve the tenant's newest config, and why not
 //
-// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant's hosts until upgraded: none serves a config whose restrictions it cannot read).
 //
 // Corresponds with GET /v1/config/status (the `GetConfigStatus` operationId).
 func (c *Client) GetConfigStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8255,7 +8255,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetConfigStatusWithResponse Whether the proxy workers serve the tenant's newest config, and why not
 	//
-	// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+	// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant's hosts until upgraded: none serves a config whose restrictions it cannot read).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -15380,7 +15380,7 @@ func (c *ClientWithResponses) StartBillingOnboardingWithResponse(ctx context.Con
 
 // GetConfigStatusWithResponse Whether the proxy workers serve the tenant's newest config, and why not
 //
-// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant, or serve an older config they can enforce, until upgraded).
+// Every change of the tenant's upstreams, APIs, routes, plans or custom domains moves generation by one; the publisher compiles the tenant's config and the workers serve it as published_generation. A change that fails (an invalid config, one over the config_bytes limit) is refused with status error and its reason, and the workers keep serving the last good one; every other tenant is unaffected. workers_too_old counts workers too old for the config (they answer 503 for the tenant's hosts until upgraded: none serves a config whose restrictions it cannot read).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -29,6 +29,10 @@ type Chrome struct {
 	Pending int
 	// EmailUnverified shows the banner that asks to confirm the address.
 	EmailUnverified bool
+	// Config, on the pages where the tenant changes its gateway config,
+	// shows a refused change and workers too old for the config (nil:
+	// nothing).
+	Config *ConfigNotice
 }
 
 // Form is a submitted (or blank) form: its values and the errors to show next

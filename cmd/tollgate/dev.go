@@ -76,6 +76,13 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 		return err
 	}
 	defer tr.shutdown(log)
+	// The in-process worker's spans are service tollgate-proxy, as in
+	// production: a provider of its own, flushed after the worker stops.
+	wtr, err := newTracing(ctx, getenv, serviceProxy, log)
+	if err != nil {
+		return err
+	}
+	defer wtr.shutdown(log)
 
 	if err := ensureDatabase(ctx, cfg.DatabaseURL, true); err != nil {
 		return fmt.Errorf("%w\nIs Postgres running? ./deploy/local/services.sh starts it", err)
@@ -201,7 +208,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	spawn("control", func() error { return serveControl(ctx, deps, controlLn) })
 	wopts := worker.Options{
 		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, DigestKey: cfg.DigestKey, Domain: cfg.ProxyDomain,
-		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
+		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log, Tracer: wtr.worker(),
 	}
 	if err := proxyEnv(getenv, &wopts); err != nil {
 		return err

@@ -31,6 +31,12 @@ func cmdProxy(ctx context.Context, args []string, getenv func(string) string) er
 	if advice := cfg.secretAdvice(); advice != "" {
 		log.Warn("TOLLGATE_SECRET is accepted but weak", "advice", advice)
 	}
+	// Spans still queued are flushed once Serve has drained the requests.
+	tr, err := newTracing(ctx, getenv, serviceProxy, log)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(log)
 	// go-redis's own log lines, rate-limited, into the JSON log.
 	outage.RouteRedisLogs(log, 0)
 	rdb, err := newRedis(cfg.RedisURL)
@@ -40,7 +46,7 @@ func cmdProxy(ctx context.Context, args []string, getenv func(string) string) er
 	defer rdb.Close()
 	opts := worker.Options{
 		Redis: rdb, Keys: cfg.keys(), Secret: cfg.Secret, DigestKey: digestKey, Domain: cfg.ProxyDomain,
-		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log,
+		AllowPrivateUpstreams: cfg.AllowPrivate, Logger: log, Tracer: tr.worker(),
 	}
 	if err := proxyEnv(getenv, &opts); err != nil {
 		return err

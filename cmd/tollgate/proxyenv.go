@@ -57,6 +57,9 @@ type proxyVars struct {
 	AccessLog bool `env:"TOLLGATE_PROXY_ACCESS_LOG"`
 	// AccessLogSample is the share of successful requests logged (1).
 	AccessLogSample *share `env:"TOLLGATE_PROXY_ACCESS_LOG_SAMPLE"`
+	// MetricsMaxAPIs is how many APIs (and upstreams) get metrics series
+	// of their own (1000; 0 or less: none, all count under "~other").
+	MetricsMaxAPIs *int `env:"TOLLGATE_PROXY_METRICS_MAX_APIS"`
 	// Pprof true serves net/http/pprof at /debug/pprof/ on the admin port,
 	// so that a live worker can be profiled (off by default).
 	Pprof bool `env:"TOLLGATE_PROXY_PPROF"`
@@ -122,6 +125,12 @@ func proxyEnv(getenv func(string) string, opts *worker.Options) error {
 		opts.AccessLogSample = float64(*v.AccessLogSample)
 	}
 	opts.Pprof = v.Pprof
+	if v.MetricsMaxAPIs != nil {
+		opts.MetricsMaxAPIs = *v.MetricsMaxAPIs
+		if opts.MetricsMaxAPIs == 0 {
+			opts.MetricsMaxAPIs = -1 // none; the worker's 0 is the default
+		}
+	}
 	if v.TLSAddr != "" {
 		if v.TLSDir == "" {
 			return fmt.Errorf("TOLLGATE_PROXY_TLS_ADDR needs TOLLGATE_PROXY_TLS_DIR (the certificates)")

@@ -1,26 +1,48 @@
 // Package metrics holds a worker's Prometheus metrics, served on the admin
 // port at /metrics.
 //
-// Per-request metrics are resolved once per API when a config is compiled
-// (APIMetrics), so that the hot path does no label lookups: counting a request
-// is one atomic add and one histogram observation. Other packages register
-// their own collectors into Registry (the rate limiter's decisions, for
-// example).
+// Per-request metrics are resolved once per API (APIMetrics), so that the hot
+// path does no label lookups: counting a request is an atomic load, one
+// atomic add and one histogram observation. Other packages register their
+// own collectors into Registry (the rate limiter's decisions, for example).
+//
+// # Series are bounded
+//
+// Tenants name their APIs and upstreams, and a platform may hold 100,000 of
+// them: a series per API made when a config is compiled would export
+// millions of series that no request ever touched. So an API's series are
+// made when it answers its first request, and at most MaxAPIs APIs (and as
+// many upstreams) have series of their own (Sources.MaxAPIs,
+// DefaultMaxAPIs): past that, requests are counted under the labels
+// tenant="~other", api="~other" (upstreams under upstream="~other"), and
+// tollgate_metrics_overflow_total counts the APIs and upstreams that were
+// refused a series of their own. Series of APIs and upstreams that leave the
+// config are dropped (Retain), which frees their places.
 package metrics
 
 import (
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Namespace prefixes every metric of the worker.
 const Namespace = "tollgate"
+
+// DefaultMaxAPIs is how many APIs (and how many upstreams) get series of
+// their own when Sources.MaxAPIs is 0: about 22 series each (5 status
+// classes and a histogram of 15 buckets), so some 22,000 series at most.
+const DefaultMaxAPIs = 1000
+
+// Other is the tenant, API and upstream label of the series that count the
+// APIs and upstreams past the cap (slugs never start with "~").
+const Other = "~other"
 
 // Metrics are one worker's metrics. Create them with New.
 type Metrics struct {
@@ -35,6 +57,16 @@ type Metrics struct {
 	shed      prometheus.Counter
 	rejected  prometheus.Counter
 	swaps     prometheus.Counter
+	overflow  *prometheus.CounterVec
+
+	// max is the cap on APIs and on upstreams with series of their own
+	// (negative: none has; all count under Other).
+	max int
+	mu  sync.Mutex // guards apis, ups
+	// apis and ups are the series made, by tenant and name; Other's
+	// included (it never counts toward the cap).
+	apis map[[2]string]*apiSeries
+	ups  map[[2]string]*upSeries
 }
 
 // Sources are callbacks the worker gives for metrics read at scrape time.
@@ -51,6 +83,10 @@ type Sources struct {
 	// RedisDown is how long Redis has been unreachable (0 while it
 	// answers).
 	RedisDown func() time.Duration
+	// MaxAPIs is how many APIs, and how many upstreams, get series of
+	// their own (DefaultMaxAPIs when 0; negative: none, every request is
+	// counted under Other).
+	MaxAPIs int
 }
 
 // New makes the metrics and registers them, with the Go runtime and
@@ -92,8 +128,22 @@ func New(src Sources) *Metrics {
 			Namespace: Namespace, Name: "config_swaps_total",
 			Help: "Config snapshots swapped in.",
 		}),
+		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "metrics_overflow_total",
+			Help: "APIs (kind=\"api\") and upstreams (kind=\"upstream\") counted under \"~other\" because the cap on series (TOLLGATE_PROXY_METRICS_MAX_APIS) was reached.",
+		}, []string{"kind"}),
+		max:  src.MaxAPIs,
+		apis: map[[2]string]*apiSeries{},
+		ups:  map[[2]string]*upSeries{},
 	}
-	r.MustRegister(m.requests, m.latency, m.ejections, m.retries, m.upstreamE, m.shed, m.rejected, m.swaps,
+	if m.max == 0 {
+		m.max = DefaultMaxAPIs
+	}
+	r.MustRegister(m.requests, m.latency, m.ejections, m.retries, m.upstreamE, m.shed, m.rejected, m.swaps, m.overflow,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "metrics_apis",
+			Help: "APIs with series of their own (at most the cap, TOLLGATE_PROXY_METRICS_MAX_APIS).",
+		}, func() float64 { return float64(m.count(m.apis)) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Generation != nil {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -133,22 +183,25 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// APIMetrics are the pre-resolved per-request metrics of one API.
+// APIMetrics are the per-request metrics of one API, resolved when the API
+// answers its first request.
 type APIMetrics struct {
-	classes     [6]prometheus.Counter // index status/100; 0 for out of range
-	latency     prometheus.Observer
+	m           *Metrics
 	tenant, api string
+	s           atomic.Pointer[apiSeries]
 }
 
-// API resolves the per-request metrics of one API of a tenant. Call it when
-// compiling a config, not per request.
+// apiSeries are the series an API counts in: its own, or Other's.
+type apiSeries struct {
+	classes [6]prometheus.Counter // index status/100; 0 for out of range
+	latency prometheus.Observer
+}
+
+// API names the per-request metrics of one API of a tenant; no series is
+// made until it counts a request. Call it when compiling a config, not
+// per request.
 func (m *Metrics) API(tenant, api string) *APIMetrics {
-	a := &APIMetrics{latency: m.latency.WithLabelValues(tenant, api), tenant: tenant, api: api}
-	for c := 1; c <= 5; c++ {
-		a.classes[c] = m.requests.WithLabelValues(tenant, api, strconv.Itoa(c)+"xx")
-	}
-	a.classes[0] = a.classes[5]
-	return a
+	return &APIMetrics{m: m, tenant: tenant, api: api}
 }
 
 // Observe counts one answered request.
@@ -156,40 +209,137 @@ func (a *APIMetrics) Observe(status int, d time.Duration) {
 	if a == nil {
 		return
 	}
+	s := a.s.Load()
+	if s == nil {
+		s = a.resolve()
+	}
 	c := status / 100
 	if c < 1 || c > 5 {
 		c = 0
 	}
-	a.classes[c].Inc()
-	a.latency.Observe(d.Seconds())
+	s.classes[c].Inc()
+	s.latency.Observe(d.Seconds())
 }
 
-// UpstreamMetrics are the pre-resolved metrics of one upstream.
+// resolve finds or makes a's series (Other's past the cap).
+func (a *APIMetrics) resolve() *apiSeries {
+	m := a.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := a.s.Load(); s != nil {
+		return s
+	}
+	k := [2]string{a.tenant, a.api}
+	s := m.apis[k]
+	if s == nil {
+		unrouted := k == [2]string{}
+		if !unrouted && m.count(m.apis) >= m.max {
+			m.overflow.WithLabelValues("api").Inc()
+			k = [2]string{Other, Other}
+			s = m.apis[k]
+		}
+		if s == nil {
+			s = &apiSeries{latency: m.latency.WithLabelValues(k[0], k[1])}
+			for c := 1; c <= 5; c++ {
+				s.classes[c] = m.requests.WithLabelValues(k[0], k[1], strconv.Itoa(c)+"xx")
+			}
+			s.classes[0] = s.classes[5]
+			m.apis[k] = s
+		}
+	}
+	a.s.Store(s)
+	return s
+}
+
+// count is the number of APIs or upstreams with series of their own in
+// series (m.mu held, or a racy read for a gauge).
+func (m *Metrics) count(series any) int {
+	switch v := series.(type) {
+	case map[[2]string]*apiSeries:
+		n := len(v)
+		if _, ok := v[[2]string{Other, Other}]; ok {
+			n--
+		}
+		if _, ok := v[[2]string{}]; ok {
+			n--
+		}
+		return n
+	case map[[2]string]*upSeries:
+		n := len(v)
+		for k := range v {
+			if k[1] == Other {
+				n--
+			}
+		}
+		return n
+	}
+	return 0
+}
+
+// UpstreamMetrics are the metrics of one upstream, resolved at its first
+// retry or failure.
 type UpstreamMetrics struct {
-	m                          *Metrics
-	tenant, upstream           string
+	m                *Metrics
+	tenant, upstream string
+	s                atomic.Pointer[upSeries]
+}
+
+// upSeries are the series an upstream counts in: its own, or Other's.
+type upSeries struct {
+	tenant, upstream           string // the labels (Other's past the cap)
 	retrySent, retryDenied     prometheus.Counter
 	errConnect, errTimeout, eo prometheus.Counter
 }
 
-// Upstream resolves the metrics of one upstream.
+// Upstream names the metrics of one upstream; no series is made until it
+// counts something.
 func (m *Metrics) Upstream(tenant, upstream string) *UpstreamMetrics {
-	return &UpstreamMetrics{
-		m: m, tenant: tenant, upstream: upstream,
-		retrySent:   m.retries.WithLabelValues(tenant, upstream, "sent"),
-		retryDenied: m.retries.WithLabelValues(tenant, upstream, "budget_exhausted"),
-		errConnect:  m.upstreamE.WithLabelValues(tenant, upstream, "connect"),
-		errTimeout:  m.upstreamE.WithLabelValues(tenant, upstream, "timeout"),
-		eo:          m.upstreamE.WithLabelValues(tenant, upstream, "other"),
-	}
+	return &UpstreamMetrics{m: m, tenant: tenant, upstream: upstream}
 }
 
-// Ejected counts an ejection of target.
+func (u *UpstreamMetrics) series() *upSeries {
+	if s := u.s.Load(); s != nil {
+		return s
+	}
+	m := u.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := u.s.Load(); s != nil {
+		return s
+	}
+	k := [2]string{u.tenant, u.upstream}
+	s := m.ups[k]
+	if s == nil {
+		if m.count(m.ups) >= m.max {
+			m.overflow.WithLabelValues("upstream").Inc()
+			k = [2]string{Other, Other}
+			s = m.ups[k]
+		}
+		if s == nil {
+			s = &upSeries{tenant: k[0], upstream: k[1],
+				retrySent:   m.retries.WithLabelValues(k[0], k[1], "sent"),
+				retryDenied: m.retries.WithLabelValues(k[0], k[1], "budget_exhausted"),
+				errConnect:  m.upstreamE.WithLabelValues(k[0], k[1], "connect"),
+				errTimeout:  m.upstreamE.WithLabelValues(k[0], k[1], "timeout"),
+				eo:          m.upstreamE.WithLabelValues(k[0], k[1], "other"),
+			}
+			m.ups[k] = s
+		}
+	}
+	u.s.Store(s)
+	return s
+}
+
+// Ejected counts an ejection of target (target "~other" past the cap).
 func (u *UpstreamMetrics) Ejected(target string) {
 	if u == nil {
 		return
 	}
-	u.m.ejections.WithLabelValues(u.tenant, u.upstream, target).Inc()
+	s := u.series()
+	if s.upstream == Other {
+		target = Other
+	}
+	u.m.ejections.WithLabelValues(s.tenant, s.upstream, target).Inc()
 }
 
 // Retry counts a retry sent (true) or denied by the budget (false).
@@ -197,10 +347,11 @@ func (u *UpstreamMetrics) Retry(sent bool) {
 	if u == nil {
 		return
 	}
+	s := u.series()
 	if sent {
-		u.retrySent.Inc()
+		s.retrySent.Inc()
 	} else {
-		u.retryDenied.Inc()
+		s.retryDenied.Inc()
 	}
 }
 
@@ -216,66 +367,56 @@ func (u *UpstreamMetrics) Error(kind int) {
 	if u == nil {
 		return
 	}
+	s := u.series()
 	switch kind {
 	case ErrConnect:
-		u.errConnect.Inc()
+		s.errConnect.Inc()
 	case ErrTimeout:
-		u.errTimeout.Inc()
+		s.errTimeout.Inc()
 	default:
-		u.eo.Inc()
+		s.eo.Inc()
 	}
 }
 
 // Retain drops the series of APIs and upstreams that are not in the lists
 // (those of a config no longer served, or of one that failed to build), so
 // that a worker's series follow its live config rather than every config it
-// ever saw. Unrouted requests (API("", "")) are always kept. Call it after
-// a config swap, with the live config's metrics; a Metrics shared by
-// several workers must not be pruned by one of them.
+// ever saw, and their places under the cap go to others. Unrouted requests
+// (API("", "")) and the series of Other are always kept. Call it after a
+// config swap, with the live config's metrics; a Metrics shared by several
+// workers must not be pruned by one of them.
 func (m *Metrics) Retain(apis []*APIMetrics, upstreams []*UpstreamMetrics) {
-	liveAPI := map[[2]string]bool{{"", ""}: true}
+	liveAPI := map[[2]string]bool{{"", ""}: true, {Other, Other}: true}
 	for _, a := range apis {
 		if a != nil {
 			liveAPI[[2]string{a.tenant, a.api}] = true
 		}
 	}
-	liveUp := map[[2]string]bool{}
+	liveUp := map[[2]string]bool{{Other, Other}: true}
 	for _, u := range upstreams {
 		if u != nil {
 			liveUp[[2]string{u.tenant, u.upstream}] = true
 		}
 	}
-	prune := func(vec *prometheus.MetricVec, a, b string, live map[[2]string]bool) {
-		ch := make(chan prometheus.Metric, 64)
-		go func() { vec.Collect(ch); close(ch) }()
-		var dead [][2]string
-		for metric := range ch {
-			var pb dto.Metric
-			if metric.Write(&pb) != nil {
-				continue
-			}
-			var k [2]string
-			for _, l := range pb.GetLabel() {
-				switch l.GetName() {
-				case a:
-					k[0] = l.GetValue()
-				case b:
-					k[1] = l.GetValue()
-				}
-			}
-			if !live[k] {
-				dead = append(dead, k)
-			}
-		}
-		for _, k := range dead {
-			vec.DeletePartialMatch(prometheus.Labels{a: k[0], b: k[1]})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.apis {
+		if !liveAPI[k] {
+			delete(m.apis, k)
+			l := prometheus.Labels{"tenant": k[0], "api": k[1]}
+			m.requests.DeletePartialMatch(l)
+			m.latency.DeletePartialMatch(l)
 		}
 	}
-	prune(m.requests.MetricVec, "tenant", "api", liveAPI)
-	prune(m.latency.MetricVec, "tenant", "api", liveAPI)
-	prune(m.retries.MetricVec, "tenant", "upstream", liveUp)
-	prune(m.upstreamE.MetricVec, "tenant", "upstream", liveUp)
-	prune(m.ejections.MetricVec, "tenant", "upstream", liveUp)
+	for k := range m.ups {
+		if !liveUp[k] {
+			delete(m.ups, k)
+			l := prometheus.Labels{"tenant": k[0], "upstream": k[1]}
+			m.retries.DeletePartialMatch(l)
+			m.upstreamE.DeletePartialMatch(l)
+			m.ejections.DeletePartialMatch(l)
+		}
+	}
 }
 
 // Shed counts a request refused at the concurrency cap.

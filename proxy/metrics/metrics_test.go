@@ -110,3 +110,61 @@ func TestRetain(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesBounded: APIs get series at their first request, at most
+// MaxAPIs of them (and as many upstreams); the rest count under "~other",
+// and Retain frees the places of APIs that left the config.
+func TestSeriesBounded(t *testing.T) {
+	t.Parallel()
+	m := New(Sources{MaxAPIs: 2})
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body, _ := io.ReadAll(rec.Body)
+		return string(body)
+	}
+	a, b, c := m.API("acme", "a"), m.API("acme", "b"), m.API("beta", "c")
+	_ = m.API("beta", "idle") // built, never requested
+	unrouted := m.API("", "")
+	if text := scrape(); strings.Contains(text, `api="a"`) || strings.Contains(text, `api="idle"`) {
+		t.Fatalf("series made before any request:\n%s", text)
+	}
+	for _, api := range []*APIMetrics{a, b, c, c, unrouted} {
+		api.Observe(200, time.Millisecond)
+	}
+	for _, u := range []*UpstreamMetrics{m.Upstream("acme", "u1"), m.Upstream("acme", "u2"), m.Upstream("beta", "u3")} {
+		u.Error(ErrConnect)
+		u.Ejected("http://10.0.0.1:80")
+	}
+	text := scrape()
+	for _, line := range []string{
+		`tollgate_requests_total{api="a",class="2xx",tenant="acme"} 1`,
+		`tollgate_requests_total{api="b",class="2xx",tenant="acme"} 1`,
+		`tollgate_requests_total{api="~other",class="2xx",tenant="~other"} 2`,
+		`tollgate_requests_total{api="",class="2xx",tenant=""} 1`,
+		`tollgate_upstream_errors_total{kind="connect",tenant="~other",upstream="~other"} 1`,
+		`tollgate_upstream_ejections_total{target="~other",tenant="~other",upstream="~other"} 1`,
+		`tollgate_metrics_overflow_total{kind="api"} 1`,
+		`tollgate_metrics_overflow_total{kind="upstream"} 1`,
+		`tollgate_metrics_apis 2`,
+	} {
+		if !strings.Contains(text, line) {
+			t.Errorf("exposition lacks %q", line)
+		}
+	}
+	if strings.Contains(text, `api="c"`) || strings.Contains(text, `upstream="u3"`) || strings.Contains(text, `api="idle"`) {
+		t.Errorf("series past the cap or without requests:\n%s", text)
+	}
+
+	// b leaves the config: its place goes to the next API built.
+	m.Retain([]*APIMetrics{a, c}, nil)
+	c2 := m.API("beta", "c") // the next build of beta
+	c2.Observe(500, time.Millisecond)
+	text = scrape()
+	if strings.Contains(text, `api="b"`) || !strings.Contains(text, `tollgate_requests_total{api="c",class="5xx",tenant="beta"} 1`) {
+		t.Errorf("after Retain:\n%s", text)
+	}
+	if !strings.Contains(text, `tollgate_requests_total{api="~other",class="2xx",tenant="~other"} 2`) {
+		t.Errorf("Retain dropped the overflow series:\n%s", text)
+	}
+}

@@ -55,10 +55,18 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	if d.Problem == nil {
 		d.Problem = w.engine.Prepare(ctx, &d, &x)
 	}
+	// After Prepare, which removes the headers the client's Connection
+	// names: the traceparent written here must reach the upstream.
+	sp := traceStart(w.opts.Tracer, req, &d, start)
 	var idBuf [32]byte
-	reqID := w.identify(req, idBuf[:0])
+	reqID := w.identify(req, idBuf[:0], w.opts.Tracer != nil)
 	if d.Problem == nil {
-		if err := w.engine.Forward(ctx, &d, &preq, rt.transports, &x); err != nil {
+		// One client span for the whole exchange, retries on other
+		// targets included (the engine knows nothing of tracing).
+		traceUpstream(&sp, req)
+		err := w.engine.Forward(ctx, &d, &preq, rt.transports, &x)
+		traceUpstreamDone(&sp, &d)
+		if err != nil {
 			d.Problem = w.engine.Problem(err, &d, &x)
 		}
 	}
@@ -67,5 +75,8 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.Response.Header.SetCanonical(keyRequestID, reqID)
 	engine.SetRateHeaders(ctx, &d)
+	// The answer's head is ready: a streamed body and a WebSocket's
+	// spliced traffic go on after the handler returns, outside the span.
+	traceEnd(&sp, ctx, &d)
 	w.finish(ctx, &d, start, x.Elapsed(start), reqID, x.BytesIn())
 }

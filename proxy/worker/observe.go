@@ -110,14 +110,15 @@ func responseBodyLen(r *fasthttp.Response) int {
 
 // identify gives the request an id (the client's, when sane) and a W3C
 // trace context (the client's, when valid), and returns the id, appended to
-// idBuf.
-func (w *Worker) identify(req *fasthttp.Request, idBuf []byte) []byte {
+// idBuf. traced says the tracer has settled the trace context already
+// (traceStart): it is then left alone.
+func (w *Worker) identify(req *fasthttp.Request, idBuf []byte, traced bool) []byte {
 	reqID := req.Header.Peek(hdrRequestID)
 	if !saneRequestID(reqID) {
 		reqID = w.newRequestID(idBuf)
 		req.Header.SetCanonical(keyRequestID, reqID)
 	}
-	if !validTraceparent(req.Header.Peek(hdrTraceparent)) {
+	if !traced && !validTraceparent(req.Header.Peek(hdrTraceparent)) {
 		var tp [55]byte
 		req.Header.SetCanonical(keyTraceparent, w.newTraceparent(tp[:0]))
 	}

@@ -15,8 +15,14 @@ import (
 
 // traceStart starts the request's trace once the pipeline has decided (a
 // zero Span when t is nil, tracing off) and writes the traceparent the
-// request carries on. It runs before identify: a client's traceparent is
-// the span's parent, and the one written here is the one identify keeps.
+// request carries on. It runs after the engine's Prepare, which removes
+// the headers a client's Connection header names (the one written here
+// must reach the upstream), and before identify: a client's traceparent
+// is the span's parent, and the one written here is the one identify
+// keeps. With a tracer the request always leaves it with a valid
+// traceparent (written here, or the client's, which Start parsed), so
+// identify need not check it again. The span starts at start, the
+// request's arrival.
 func traceStart(t *tracing.Tracer, req *fasthttp.Request, d *pipeline.Decision, start time.Time) tracing.Span {
 	if t == nil {
 		return tracing.Span{}

@@ -21,7 +21,9 @@
 //   - observe.go: what is recorded of every answered request: metrics,
 //     usage metering, the access log entry; request ids and trace
 //     context; the in-flight count.
-//   - front.go: the net/http servers of the HTTP/2 and TLS fronts.
+//   - front.go: the net/http servers of the HTTP/2 and TLS fronts;
+//     h2guard.go and h2preface.go: what makes them pass h2spec where Go's
+//     HTTP/2 server departs from RFC 9113 (bench/h2spec.sh).
 //   - throttle.go: the rate limiters, quotas, concurrency limits and the
 //     meter, and their background loops.
 //   - accesslog.go, healthreport.go: the access log writer and the target
@@ -66,6 +68,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/pipeline"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/tlsstore"
+	"github.com/tollgate/tollgate/proxy/tracing"
 	"github.com/tollgate/tollgate/proxy/worker/engine"
 )
 
@@ -181,6 +184,17 @@ type Options struct {
 	// against the system's roots; tests set RootCAs to trust their
 	// httptest servers, operators to trust a private CA.
 	UpstreamTLS *tls.Config
+	// Tracer, if set, traces requests (proxy/tracing): a server span per
+	// sampled request from its arrival to its answer, a client span for the
+	// exchange with the upstream, and the W3C traceparent carried on to the
+	// upstream. nil is tracing off: a client's traceparent is passed on as
+	// it is (a missing or malformed one is replaced by a new one).
+	Tracer *tracing.Tracer
+	// MetricsMaxAPIs is how many APIs, and how many upstreams, get
+	// metrics series of their own (metrics.DefaultMaxAPIs when 0;
+	// negative: none); the rest count under "~other". Ignored when
+	// Metrics is set.
+	MetricsMaxAPIs int
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin port
 	// (TOLLGATE_PROXY_PPROF), so that a live worker can be profiled. Off
 	// by default: profiles expose internals and cost CPU while taken.
@@ -277,6 +291,7 @@ func New(opts Options) (*Worker, error) {
 			Targets:    w.targetStates,
 			InFlight:   w.inflight.Load,
 			RedisDown:  w.redis.DownFor,
+			MaxAPIs:    opts.MetricsMaxAPIs,
 		})
 	}
 	w.unrouted = w.metrics.API("", "")
@@ -429,7 +444,7 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		fs := w.frontServer(false)
 		frontSrvs = append(frontSrvs, fs)
 		go func() {
-			if err := fs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := fs.Serve(h2cListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve h2c: %w", err)
 			}
 		}()

@@ -41,6 +41,30 @@ if [[ -z "${TOLLGATE_TSC:-}" ]]; then
   fi
 fi
 
+# Spectral (the oas ruleset) lints the /v1 document in
+# services/mgmtapi.TestOpenAPISpectral; TestOpenAPILint checks the same in Go
+# everywhere. Installed once into the user cache when npm is there;
+# TOLLGATE_SPECTRAL set by the caller wins; without npm the test is skipped.
+spectral_version=6.16.3 # = mgmtapi.SpectralVersion
+spectral_dir="${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/spectral-$spectral_version"
+if [[ -z "${TOLLGATE_SPECTRAL:-}" ]]; then
+  if [[ ! -x "$spectral_dir/node_modules/.bin/spectral" ]] && command -v npm >/dev/null 2>&1; then
+    echo "+ npm install @stoplight/spectral-cli@$spectral_version (into $spectral_dir)" >&2
+    mkdir -p "$(dirname "$spectral_dir")"
+    spectral_tmp="$(mktemp -d "$(dirname "$spectral_dir")/.spectral-XXXXXX")"
+    if npm install --prefix "$spectral_tmp" --no-audit --no-fund --no-package-lock "@stoplight/spectral-cli@$spectral_version" >&2; then
+      rm -rf "$spectral_dir"
+      mv "$spectral_tmp" "$spectral_dir"
+    else
+      rm -rf "$spectral_tmp"
+      echo "warning: npm could not install @stoplight/spectral-cli@$spectral_version; TestOpenAPISpectral will be skipped" >&2
+    fi
+  fi
+  if [[ -x "$spectral_dir/node_modules/.bin/spectral" ]]; then
+    export TOLLGATE_SPECTRAL="$spectral_dir/node_modules/.bin/spectral"
+  fi
+fi
+
 echo "+ go vet ./..." >&2
 go vet ./...
 echo "+ go test -count=1 ${*:+$* }./..." >&2

@@ -3,9 +3,12 @@ package metrics
 import (
 	"io"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 func TestExposition(t *testing.T) {
@@ -166,5 +169,54 @@ func TestSeriesBounded(t *testing.T) {
 	}
 	if !strings.Contains(text, `tollgate_requests_total{api="~other",class="2xx",tenant="~other"} 2`) {
 		t.Errorf("Retain dropped the overflow series:\n%s", text)
+	}
+}
+
+// TestLint checks the worker's exposition, every metric family present,
+// with promlint (what `promtool check metrics` runs) and with promtool
+// itself when it is installed (Debian's prometheus package).
+func TestLint(t *testing.T) {
+	t.Parallel()
+	m := New(Sources{
+		Generation: func() int64 { return 1 },
+		ConfigAge:  func() time.Duration { return time.Second },
+		Targets: func(yield func(tenant, upstream, target string, up bool)) {
+			yield("acme", "u1", "http://a:80", true)
+		},
+		InFlight:  func() int64 { return 0 },
+		RedisDown: func() time.Duration { return 0 },
+		MaxAPIs:   1,
+	})
+	m.API("acme", "a").Observe(200, time.Millisecond)
+	m.API("acme", "b").Observe(404, time.Millisecond) // past the cap
+	u := m.Upstream("acme", "u1")
+	u.Ejected("http://a:80")
+	u.Retry(true)
+	u.Error(ErrTimeout)
+	m.Shed()
+	m.ConfigRejected()
+	m.ConfigSwapped()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool is not installed (apt-get install prometheus); promlint only")
+		return
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = rec.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tollgate/tollgate/proxy/proxycfg"
@@ -49,15 +50,49 @@ const maxMethods = proxycfg.MaxRouteMethods
 // A nil *Routes matches everything (an API without routes).
 type Routes struct {
 	root    node
-	methods []string          // bit i of a method set is methods[i]
-	allow   map[uint64][]byte // pre-rendered Allow values of each node's method set
+	methods []string     // bit i of a method set is methods[i] (standardMethods itself until another is used)
+	allow   []allowValue // pre-rendered Allow values of each node's method set
 }
 
-// node is one segment position of the trie.
+// allowValue is the Allow header value of a method set. An API's routes
+// hold a few distinct sets: a slice takes less memory than a map (a
+// platform holds 100,000 APIs) and is as fast to search.
+type allowValue struct {
+	set   uint64
+	value []byte
+}
+
+// node is one segment position of the trie. Small fan-outs, the common
+// case, are searched in a slice (less memory than a map, and as fast for a
+// few entries); a node with more than maxScan literal children holds them
+// in a map instead.
 type node struct {
-	static  map[string]*node // children by literal segment
+	static  []staticEdge     // children by literal segment, in declaration order (nil once index is made)
+	index   map[string]*node // children by literal segment, past maxScan of them
 	params  []paramEdge      // children by segment pattern, in declaration order
 	methods uint64           // methods of the templates ending here
+}
+
+// staticEdge is a child reached by a literal segment.
+type staticEdge struct {
+	seg  string
+	next *node
+}
+
+// maxScan is the most literal children a node searches by scanning.
+const maxScan = 16
+
+// staticChild is the child of n by the literal segment seg, or nil.
+func (n *node) staticChild(seg []byte) *node {
+	if n.index != nil {
+		return n.index[string(seg)]
+	}
+	for i := range n.static {
+		if n.static[i].seg == string(seg) {
+			return n.static[i].next
+		}
+	}
+	return nil
 }
 
 // paramEdge is a child reached by a segment with parameters: "{id}" (any
@@ -96,7 +131,9 @@ func CompileRoutes(routes []proxycfg.Route) (*Routes, error) {
 	if len(routes) == 0 {
 		return nil, nil
 	}
-	r := &Routes{methods: append([]string(nil), standardMethods...), allow: map[uint64][]byte{}}
+	// The standard methods are shared (the capacity makes methodBit's
+	// append copy them before adding another).
+	r := &Routes{methods: standardMethods[:len(standardMethods):len(standardMethods)]}
 	for _, rt := range routes {
 		if err := proxycfg.ValidateRoute(rt); err != nil {
 			return nil, err
@@ -136,14 +173,22 @@ func (r *Routes) methodBit(method string) (uint64, error) {
 // child returns (creating it) the child of n for one template segment.
 func (n *node) child(seg string) *node {
 	if !strings.Contains(seg, "{") {
-		if c := n.static[seg]; c != nil {
+		if c := n.staticChild([]byte(seg)); c != nil {
 			return c
 		}
-		if n.static == nil {
-			n.static = map[string]*node{}
-		}
 		c := &node{}
-		n.static[seg] = c
+		switch {
+		case n.index != nil:
+			n.index[seg] = c
+		case len(n.static) == maxScan:
+			n.index = make(map[string]*node, maxScan+1)
+			for _, e := range n.static {
+				n.index[e.seg] = e.next
+			}
+			n.index[seg], n.static = c, nil
+		default:
+			n.static = append(n.static, staticEdge{seg: seg, next: c})
+		}
 		return c
 	}
 	shape, pattern := compileSegment(seg)
@@ -240,17 +285,30 @@ func (c *chunk) index(s []byte) int {
 
 // renderAllow pre-renders the Allow value of every method set a node holds.
 func (r *Routes) renderAllow(n *node) {
-	if n.methods != 0 {
-		if _, ok := r.allow[n.methods]; !ok {
-			r.allow[n.methods] = r.appendAllow(nil, n.methods)
-		}
+	if n.methods != 0 && r.allowOf(n.methods) == nil {
+		r.allow = append(r.allow, allowValue{set: n.methods, value: r.appendAllow(nil, n.methods)})
 	}
-	for _, c := range n.static {
+	// Compiled: the slices keep what they hold, not their growth.
+	n.static, n.params = slices.Clip(slices.Clone(n.static)), slices.Clip(slices.Clone(n.params))
+	for _, e := range n.static {
+		r.renderAllow(e.next)
+	}
+	for _, c := range n.index {
 		r.renderAllow(c)
 	}
 	for i := range n.params {
 		r.renderAllow(n.params[i].next)
 	}
+}
+
+// allowOf is the pre-rendered Allow value of set, or nil.
+func (r *Routes) allowOf(set uint64) []byte {
+	for i := range r.allow {
+		if r.allow[i].set == set {
+			return r.allow[i].value
+		}
+	}
+	return nil
 }
 
 // appendAllow appends the methods of set as an Allow header value.
@@ -292,7 +350,7 @@ func (r *Routes) Match(method, path []byte) (result RouteResult, allow []byte) {
 	if seen == 0 {
 		return RouteNotFound, nil
 	}
-	if a, ok := r.allow[seen]; ok {
+	if a := r.allowOf(seen); a != nil {
 		return RouteMethodNotAllowed, a
 	}
 	return RouteMethodNotAllowed, r.appendAllow(nil, seen)
@@ -310,7 +368,7 @@ func (n *node) walk(rest []byte, bit uint64, seen *uint64) bool {
 			break
 		}
 	}
-	if c := n.static[string(seg)]; c != nil && c.visit(tail, more, bit, seen) {
+	if c := n.staticChild(seg); c != nil && c.visit(tail, more, bit, seen) {
 		return true
 	}
 	for i := range n.params {

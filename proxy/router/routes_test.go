@@ -192,3 +192,33 @@ func BenchmarkRouteMatch(b *testing.B) {
 		})
 	}
 }
+
+// TestRoutesManyLiteralSiblings: a node with more literal children than it
+// scans (maxScan) indexes them in a map; matching, 404 and 405 with its
+// Allow value are the same either way.
+func TestRoutesManyLiteralSiblings(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{maxScan - 1, maxScan, maxScan + 1, 3 * maxScan} {
+		var routes []proxycfg.Route
+		for i := range n {
+			routes = append(routes, proxycfg.Route{Method: "GET", Path: fmt.Sprintf("/s%d/{id}", i)},
+				proxycfg.Route{Method: "DELETE", Path: fmt.Sprintf("/s%d/{id}", i)})
+		}
+		r, err := CompileRoutes(routes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			path := []byte(fmt.Sprintf("/s%d/42", i))
+			if res, _ := r.Match([]byte("DELETE"), path); res != RouteMatched {
+				t.Errorf("%d siblings: DELETE %s: %v", n, path, res)
+			}
+			if res, allow := r.Match([]byte("POST"), path); res != RouteMethodNotAllowed || string(allow) != "GET, HEAD, DELETE" {
+				t.Errorf("%d siblings: POST %s: %v, Allow %q", n, path, res, allow)
+			}
+		}
+		if res, _ := r.Match([]byte("GET"), []byte(fmt.Sprintf("/s%d/42", n))); res != RouteNotFound {
+			t.Errorf("%d siblings: an undeclared sibling: %v", n, res)
+		}
+	}
+}

@@ -636,6 +636,10 @@ func TestScriptsAreExecutable(t *testing.T) {
 		{name: "test command", path: "deploy/local/test.sh"},
 		{name: "local redis cluster", path: "deploy/local/redis-cluster.sh"},
 		{name: "load bench", path: "bench/load.sh"},
+		{name: "fault bench", path: "bench/faults.sh"},
+		{name: "fuzz", path: "bench/fuzz.sh"},
+		{name: "HTTP/2 conformance", path: "bench/h2spec.sh"},
+		{name: "scale bench", path: "bench/scale.sh"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -183,19 +183,26 @@ func sameHealth(a, b []health.Upstream) bool {
 // lostMetrics reports whether was counted into a metric series that now
 // does not.
 func lostMetrics(was, now *pipeline.Tenant) bool {
-	var apis []*metrics.APIMetrics
-	var ups []*metrics.UpstreamMetrics
+	// By series (tenant and API or upstream labels), not by pointer:
+	// every build of a tenant makes new values over the same series, so
+	// comparing pointers found a loss at every change and made every
+	// change walk the whole platform's series (metrics.Retain).
+	var apis, ups [][2]string
 	if now != nil {
-		apis = now.APIMetrics()
+		for _, a := range now.APIMetrics() {
+			apis = append(apis, a.Key())
+		}
 		for _, u := range now.Upstreams() {
-			ups = append(ups, u.Metrics)
+			ups = append(ups, u.Metrics.Key())
 		}
 	}
-	if lost(was.APIMetrics(), apis) {
-		return true
+	for _, a := range was.APIMetrics() {
+		if !slices.Contains(apis, a.Key()) {
+			return true
+		}
 	}
 	for _, u := range was.Upstreams() {
-		if !slices.Contains(ups, u.Metrics) {
+		if !slices.Contains(ups, u.Metrics.Key()) {
 			return true
 		}
 	}

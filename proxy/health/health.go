@@ -52,9 +52,10 @@ type target struct {
 // and Sync must be called from one goroutine (the config loop), Pick-side
 // readers only load the atomic states.
 type Checker struct {
-	client *http.Client
-	logger *slog.Logger
-	epoch  atomic.Uint64
+	client  *http.Client
+	logger  *slog.Logger
+	epoch   atomic.Uint64
+	reports atomic.Uint64 // see Reports
 
 	mu      sync.Mutex
 	targets map[pair]*target
@@ -88,6 +89,12 @@ func New(dialer *netguard.Dialer, logger *slog.Logger) *Checker {
 // Epoch changes whenever any target's health changes; balancers rebuild
 // their schedules when it moves.
 func (c *Checker) Epoch() *atomic.Uint64 { return &c.epoch }
+
+// Reports counts the changes of what a Reporter publishes of the targets'
+// checks: health flips and first probes (a probe's error text alone is
+// published with the heartbeat, which reads everything anyway). A
+// Reporter that sees it unchanged need not read every target.
+func (c *Checker) Reports() uint64 { return c.reports.Load() }
 
 // State returns the health flag of a target, creating it (healthy) if it is
 // new. Sync starts its checks.
@@ -217,7 +224,9 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 		if ctx.Err() != nil {
 			return
 		}
-		t.lastCheck.Store(time.Now().UnixNano())
+		if t.lastCheck.Swap(time.Now().UnixNano()) == 0 {
+			c.reports.Add(1) // probed for the first time
+		}
 		if perr == nil {
 			t.lastErr.Store(nil)
 		} else {
@@ -229,6 +238,7 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 			if successes >= healthyAfter && !t.up.Load() {
 				t.up.Store(true)
 				c.epoch.Add(1)
+				c.reports.Add(1)
 				c.logger.Info("upstream target healthy", "upstream", p.upstream, "target", p.url)
 			}
 		} else {
@@ -236,6 +246,7 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 			if failures >= unhealthyAfter && t.up.Load() {
 				t.up.Store(false)
 				c.epoch.Add(1)
+				c.reports.Add(1)
 				c.logger.Warn("upstream target unhealthy", "upstream", p.upstream, "target", p.url)
 			}
 		}

@@ -52,6 +52,13 @@ type ReporterOptions struct {
 	// Poll is how often Targets is read to publish changes; 0 means
 	// DefaultReportPoll.
 	Poll time.Duration
+	// Version, when set, moves whenever what Targets yields may have
+	// changed (a health flip or first probe, an ejection or its end, a
+	// new config): a poll that finds it where the last publish left it
+	// reads nothing, so that an idle worker's cost does not grow with the
+	// number of targets it serves. The heartbeat and the full rewrite
+	// read every target all the same.
+	Version func() uint64
 	// TTL is the hash keys' TTL; 0 means proxycfg.TargetHealthTTL. It
 	// should exceed Refresh.
 	TTL time.Duration
@@ -79,6 +86,10 @@ type Reporter struct {
 	// beaten reports that a heartbeat was written: one found missing
 	// after that was lost.
 	beaten bool
+	// version is Version() at the last successful publish; published
+	// says there was one.
+	version   uint64
+	published bool
 }
 
 // targetKey names a target of a tenant's upstream without building the
@@ -133,7 +144,10 @@ func (r *Reporter) Run(ctx context.Context) error {
 		now := time.Now()
 		beat := now.Sub(lastBeat) >= r.opts.Heartbeat
 		full := now.Sub(lastFull) >= r.opts.Refresh || r.needFull
-		err := r.publish(ctx, full, beat)
+		var err error
+		if beat || full || r.moved() {
+			err = r.publish(ctx, full, beat)
+		}
 		if err == nil && beat {
 			// The heartbeat goes after the reports it vouches for.
 			err = r.beat(ctx)
@@ -164,6 +178,12 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
+// moved reports whether the targets' state may have changed since the last
+// publish (always, without Version).
+func (r *Reporter) moved() bool {
+	return r.opts.Version == nil || !r.published || r.opts.Version() != r.version
+}
+
 // Publish writes the whole current view and the heartbeat once.
 func (r *Reporter) Publish(ctx context.Context) error {
 	if err := r.publish(ctx, true, true); err != nil {
@@ -185,11 +205,26 @@ func sig(t TargetReport) stateSig {
 		lastErr: t.Status.LastError}
 }
 
-// publish writes what changed since the last publish: targets that are
+// publish writes what changed since the last publish (write), and records
+// the Version it saw, read before the targets so that a change while they
+// are read is seen by the next poll.
+func (r *Reporter) publish(ctx context.Context, full, beat bool) error {
+	var v uint64
+	if r.opts.Version != nil {
+		v = r.opts.Version()
+	}
+	if err := r.write(ctx, full, beat); err != nil {
+		return err
+	}
+	r.version, r.published = v, true
+	return nil
+}
+
+// write writes what changed since the last publish: targets that are
 // new, flipped (healthy, ejected) or probed for the first time, and with
 // beat also those whose error text alone changed; with full, every target. Fields of targets no longer
 // served are deleted. Nothing changed, nothing is written.
-func (r *Reporter) publish(ctx context.Context, full, beat bool) error {
+func (r *Reporter) write(ctx context.Context, full, beat bool) error {
 	r.collect()
 	now := time.Now().UTC()
 	write := map[string][]any{} // tenant → field, value, …

@@ -280,3 +280,53 @@ func BenchmarkReporterIdlePoll(b *testing.B) {
 		}
 	}
 }
+
+// TestReporterVersionSkipsIdlePolls: with Version, a poll that finds it
+// unmoved reads no target (an idle worker's cost does not grow with its
+// targets); a move is published at the next poll, and the heartbeat still
+// reads everything.
+func TestReporterVersionSkipsIdlePolls(t *testing.T) {
+	t.Parallel()
+	rdb, keys := testredis.New(t)
+	f := newFleet(3, 2)
+	var reads, version atomic.Int64
+	targets := func(yield func(TargetReport)) {
+		reads.Add(1)
+		f.yield(yield)
+	}
+	const heartbeat = 600 * time.Millisecond
+	r, err := NewReporter(ReporterOptions{Redis: rdb, Keys: keys, WorkerID: "w1", Targets: targets,
+		Version: func() uint64 { return uint64(version.Load()) }, Heartbeat: heartbeat, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = r.Run(ctx) }()
+	probe := TargetReport{TenantID: "t1", UpstreamID: "u1", URL: "http://10.0.0.1:8080", Status: Status{Healthy: true}}
+	eventually(t, 5*time.Second, "first view written", func() bool {
+		_, ok := readReport(t, rdb, keys, probe, "w1")
+		return ok
+	})
+	// About 30 polls within the heartbeat: none reads the targets.
+	before := reads.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := reads.Load() - before; n > 1 {
+		t.Errorf("%d reads of the targets in 300 ms with nothing moved, want at most the heartbeat's", n)
+	}
+	// A flip with its version move is published at once.
+	probe.Status.Healthy = false
+	f.set(probe)
+	version.Add(1)
+	eventually(t, 2*time.Second, "the flip", func() bool {
+		rep, ok := readReport(t, rdb, keys, probe, "w1")
+		return ok && !rep.Healthy
+	})
+	// The heartbeat reads everything: an unannounced change shows there.
+	probe.Status.Healthy = true
+	f.set(probe)
+	eventually(t, 3*heartbeat, "the change at the heartbeat", func() bool {
+		rep, ok := readReport(t, rdb, keys, probe, "w1")
+		return ok && rep.Healthy
+	})
+}

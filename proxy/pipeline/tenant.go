@@ -63,6 +63,9 @@ type BuildOptions struct {
 	JWT *jwtauth.Verifier
 	// Metrics, if set, resolves per-API and per-upstream metrics.
 	Metrics *metrics.Metrics
+	// OnEject, when set, is told of every outlier ejection (for how
+	// long), from the request path: it must be cheap.
+	OnEject func(d time.Duration)
 	// Previous is, for Build, the runtime the new one replaces (nil for
 	// the first): each tenant's balancer counters carry over from its
 	// part there (see BuildTenant). It is only read.
@@ -146,8 +149,11 @@ func BuildTenant(tn *proxycfg.Tenant, info ShardInfo, prev *Tenant, opts BuildOp
 		if u.HashOn != nil {
 			bo.BoundedLoad = u.HashOn.BoundedLoad
 		}
-		logger := opts.Logger
+		logger, onEject := opts.Logger, opts.OnEject
 		bo.OnEject = func(i int, d time.Duration) {
+			if onEject != nil {
+				onEject(d)
+			}
 			up.Metrics.Ejected(targets[i].URL)
 			if logger != nil {
 				logger.Warn("upstream target ejected", "tenant", tn.Slug, "upstream", up.ID,

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tollgate/tollgate/proxy/health"
 )
@@ -17,6 +18,7 @@ func (w *Worker) runHealthReport(bg context.Context, loops *sync.WaitGroup) {
 		Keys:     w.opts.Keys,
 		WorkerID: w.thr.id,
 		Targets:  w.healthReports,
+		Version:  w.healthVersion,
 		Logger:   w.logger.With("component", "health-report"),
 		Outage:   w.redis,
 	})
@@ -44,4 +46,29 @@ func (w *Worker) healthReports(yield func(health.TargetReport)) {
 				Ejected: u.Pool.Ejected(i)})
 		}
 	}
+}
+
+// ejected records an outlier ejection for healthVersion.
+func (w *Worker) ejected(d time.Duration) {
+	w.ejections.Add(1)
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := w.ejectedUntil.Load()
+		if until <= cur || w.ejectedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// healthVersion moves whenever what healthReports yields may have changed:
+// a health flip or first probe, an ejection, a new config, and at every
+// poll while an ejection may be ending (an ejection ends by time alone).
+// An idle worker's reporter thus reads no target between heartbeats.
+func (w *Worker) healthVersion() uint64 {
+	v := w.health.Reports() + uint64(w.Generation()) + w.ejections.Load()
+	now := time.Now().UnixNano()
+	if until := w.ejectedUntil.Load(); until != 0 && now < until+int64(2*health.DefaultReportPoll) {
+		v += uint64(now/int64(health.DefaultReportPoll)) + 1
+	}
+	return v
 }

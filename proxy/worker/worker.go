@@ -227,6 +227,10 @@ type Worker struct {
 	snapshotFile string // the last good snapshot on disk; "" for none
 	metrics      *metrics.Metrics
 	ownMetrics   bool // metrics made by New (not shared): pruned to the live config
+	// ejections counts outlier ejections and ejectedUntil is when the
+	// last-ending one ends (unix ns): healthVersion reads them.
+	ejections    atomic.Uint64
+	ejectedUntil atomic.Int64
 	unrouted     *metrics.APIMetrics
 	access       *accessLog
 	inflight     inflight
@@ -340,6 +344,7 @@ func New(opts Options) (*Worker, error) {
 		JWT:     w.jwt,
 		Metrics: w.metrics,
 		Logger:  w.logger.With("component", "balance"),
+		OnEject: w.ejected,
 	})
 	w.sync, err = configsync.New(configsync.Options[provisioned]{
 		Redis:        opts.Redis,

@@ -52,10 +52,10 @@ type target struct {
 // and Sync must be called from one goroutine (the config loop), Pick-side
 // readers only load the atomic states.
 type Checker struct {
-	client  *http.Client
-	logger  *slog.Logger
-	epoch   atomic.Uint64
-	reports atomic.Uint64 // see Reports
+	client   *http.Client
+	logger   *slog.Logger
+	epoch    atomic.Uint64
+	onReport func(upstreamKey string) // see OnReport
 
 	mu      sync.Mutex
 	targets map[pair]*target
@@ -90,11 +90,19 @@ func New(dialer *netguard.Dialer, logger *slog.Logger) *Checker {
 // their schedules when it moves.
 func (c *Checker) Epoch() *atomic.Uint64 { return &c.epoch }
 
-// Reports counts the changes of what a Reporter publishes of the targets'
-// checks: health flips and first probes (a probe's error text alone is
-// published with the heartbeat, which reads everything anyway). A
-// Reporter that sees it unchanged need not read every target.
-func (c *Checker) Reports() uint64 { return c.reports.Load() }
+// OnReport sets fn to be told, from the checks' goroutines, of every change
+// of what a Reporter publishes of a target's check: a health flip or a
+// first probe (a probe's error text alone is published with the
+// heartbeat, which reads everything anyway). upstreamKey is the one
+// targets were declared under. Set it before Sync starts checks.
+func (c *Checker) OnReport(fn func(upstreamKey string)) { c.onReport = fn }
+
+// reported tells OnReport's function of a change of p's target.
+func (c *Checker) reported(p pair) {
+	if c.onReport != nil {
+		c.onReport(p.upstream)
+	}
+}
 
 // State returns the health flag of a target, creating it (healthy) if it is
 // new. Sync starts its checks.
@@ -225,7 +233,7 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 			return
 		}
 		if t.lastCheck.Swap(time.Now().UnixNano()) == 0 {
-			c.reports.Add(1) // probed for the first time
+			c.reported(p) // probed for the first time
 		}
 		if perr == nil {
 			t.lastErr.Store(nil)
@@ -238,7 +246,7 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 			if successes >= healthyAfter && !t.up.Load() {
 				t.up.Store(true)
 				c.epoch.Add(1)
-				c.reports.Add(1)
+				c.reported(p)
 				c.logger.Info("upstream target healthy", "upstream", p.upstream, "target", p.url)
 			}
 		} else {
@@ -246,7 +254,7 @@ func (c *Checker) run(ctx context.Context, p pair, t *target) {
 			if failures >= unhealthyAfter && t.up.Load() {
 				t.up.Store(false)
 				c.epoch.Add(1)
-				c.reports.Add(1)
+				c.reported(p)
 				c.logger.Warn("upstream target unhealthy", "upstream", p.upstream, "target", p.url)
 			}
 		}

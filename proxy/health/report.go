@@ -52,13 +52,19 @@ type ReporterOptions struct {
 	// Poll is how often Targets is read to publish changes; 0 means
 	// DefaultReportPoll.
 	Poll time.Duration
-	// Version, when set, moves whenever what Targets yields may have
-	// changed (a health flip or first probe, an ejection or its end, a
-	// new config): a poll that finds it where the last publish left it
-	// reads nothing, so that an idle worker's cost does not grow with the
-	// number of targets it serves. The heartbeat and the full rewrite
-	// read every target all the same.
-	Version func() uint64
+	// Dirty, with TenantTargets, makes a poll read only the targets that
+	// may have changed: it returns the tenants whose targets may have
+	// changed since it was last called (a health flip or first probe, an
+	// ejection or its end, a new config of the tenant), or all to read
+	// every target. A poll with nothing dirty reads nothing, and one
+	// change of one tenant reads that tenant's targets only, so that a
+	// worker's cost does not grow with the platform. The heartbeat and the
+	// full rewrite read every target all the same. Nil: every poll reads
+	// every target.
+	Dirty func() (tenants []string, all bool)
+	// TenantTargets yields the state of the targets of the given tenants
+	// (required with Dirty).
+	TenantTargets func(tenants []string, yield func(TargetReport))
 	// TTL is the hash keys' TTL; 0 means proxycfg.TargetHealthTTL. It
 	// should exceed Refresh.
 	TTL time.Duration
@@ -80,15 +86,13 @@ type Reporter struct {
 	// cur is the view read at this poll (reused between polls).
 	cur map[targetKey]TargetReport
 	// pub is what Redis holds of this worker's view.
-	pub map[targetKey]stateSig
+	pub map[string]map[targetKey]stateSig // by tenant
 	// needFull asks for a rewrite of the whole view (Redis lost it).
 	needFull bool
 	// beaten reports that a heartbeat was written: one found missing
 	// after that was lost.
 	beaten bool
-	// version is Version() at the last successful publish; published
-	// says there was one.
-	version   uint64
+	// published says a publish of the whole view succeeded.
 	published bool
 }
 
@@ -112,6 +116,9 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.WorkerID == "" || opts.Targets == nil {
 		return nil, fmt.Errorf("health reporter: WorkerID and Targets are required")
 	}
+	if opts.Dirty != nil && opts.TenantTargets == nil {
+		return nil, fmt.Errorf("health reporter: Dirty needs TenantTargets")
+	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = proxycfg.TargetHealthHeartbeat
 	}
@@ -130,7 +137,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.Outage == nil {
 		opts.Outage = outage.New(outage.Options{Name: "redis", Logger: opts.Logger})
 	}
-	return &Reporter{opts: opts, cur: map[targetKey]TargetReport{}, pub: map[targetKey]stateSig{}}, nil
+	return &Reporter{opts: opts, cur: map[targetKey]TargetReport{}, pub: map[string]map[targetKey]stateSig{}}, nil
 }
 
 // Run publishes changes every Poll, the heartbeat every Heartbeat and the
@@ -144,9 +151,24 @@ func (r *Reporter) Run(ctx context.Context) error {
 		now := time.Now()
 		beat := now.Sub(lastBeat) >= r.opts.Heartbeat
 		full := now.Sub(lastFull) >= r.opts.Refresh || r.needFull
+		// Dirty is read before the targets: a change while they are read
+		// is dirty again at the next poll.
+		var dirty []string
+		all := r.opts.Dirty == nil || !r.published
+		if !all {
+			dirty, all = r.opts.Dirty()
+		}
 		var err error
-		if beat || full || r.moved() {
-			err = r.publish(ctx, full, beat)
+		tried := true // a poll that asks Redis nothing says nothing of it
+		switch {
+		case beat || full || all:
+			err = r.publish(ctx, full, beat, nil)
+		case len(dirty) > 0:
+			if err = r.publish(ctx, false, false, dirty); err != nil {
+				r.needFull = true // what was dirty is read again, with the rest
+			}
+		default:
+			tried = false
 		}
 		if err == nil && beat {
 			// The heartbeat goes after the reports it vouches for.
@@ -157,7 +179,9 @@ func (r *Reporter) Run(ctx context.Context) error {
 				r.opts.Outage.Fail("health-report", err)
 			}
 		} else {
-			r.opts.Outage.OK()
+			if tried {
+				r.opts.Outage.OK()
+			}
 			if beat {
 				lastBeat = now
 			}
@@ -178,26 +202,26 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
-// moved reports whether the targets' state may have changed since the last
-// publish (always, without Version).
-func (r *Reporter) moved() bool {
-	return r.opts.Version == nil || !r.published || r.opts.Version() != r.version
-}
-
 // Publish writes the whole current view and the heartbeat once.
 func (r *Reporter) Publish(ctx context.Context) error {
-	if err := r.publish(ctx, true, true); err != nil {
+	if err := r.publish(ctx, true, true, nil); err != nil {
 		return err
 	}
 	return r.beat(ctx)
 }
 
-// collect reads the served targets' state into r.cur.
-func (r *Reporter) collect() {
+// collect reads the served targets' state into r.cur: every target, or
+// those of tenants.
+func (r *Reporter) collect(tenants []string) {
 	clear(r.cur)
-	r.opts.Targets(func(t TargetReport) {
+	add := func(t TargetReport) {
 		r.cur[targetKey{t.TenantID, t.UpstreamID, t.URL}] = t
-	})
+	}
+	if tenants == nil {
+		r.opts.Targets(add)
+	} else {
+		r.opts.TenantTargets(tenants, add)
+	}
 }
 
 func sig(t TargetReport) stateSig {
@@ -205,18 +229,15 @@ func sig(t TargetReport) stateSig {
 		lastErr: t.Status.LastError}
 }
 
-// publish writes what changed since the last publish (write), and records
-// the Version it saw, read before the targets so that a change while they
-// are read is seen by the next poll.
-func (r *Reporter) publish(ctx context.Context, full, beat bool) error {
-	var v uint64
-	if r.opts.Version != nil {
-		v = r.opts.Version()
-	}
-	if err := r.write(ctx, full, beat); err != nil {
+// publish writes what changed since the last publish: of every target, or
+// (tenants not nil) of those tenants' targets only.
+func (r *Reporter) publish(ctx context.Context, full, beat bool, tenants []string) error {
+	if err := r.write(ctx, full, beat, tenants); err != nil {
 		return err
 	}
-	r.version, r.published = v, true
+	if tenants == nil {
+		r.published = true
+	}
 	return nil
 }
 
@@ -224,14 +245,14 @@ func (r *Reporter) publish(ctx context.Context, full, beat bool) error {
 // new, flipped (healthy, ejected) or probed for the first time, and with
 // beat also those whose error text alone changed; with full, every target. Fields of targets no longer
 // served are deleted. Nothing changed, nothing is written.
-func (r *Reporter) write(ctx context.Context, full, beat bool) error {
-	r.collect()
+func (r *Reporter) write(ctx context.Context, full, beat bool, tenants []string) error {
+	r.collect(tenants)
 	now := time.Now().UTC()
 	write := map[string][]any{} // tenant → field, value, …
 	var written []targetKey
 	for k, t := range r.cur {
 		s := sig(t)
-		old, ok := r.pub[k]
+		old, ok := r.pub[k.tenant][k]
 		switch {
 		case full, !ok, old.healthy != s.healthy, old.ejected != s.ejected, old.probed != s.probed:
 		case old.lastErr != s.lastErr && beat:
@@ -250,10 +271,21 @@ func (r *Reporter) write(ctx context.Context, full, beat bool) error {
 	}
 	gone := map[string][]string{}
 	var removed []targetKey
-	for k := range r.pub {
-		if _, ok := r.cur[k]; !ok {
-			gone[k.tenant] = append(gone[k.tenant], r.field(k))
-			removed = append(removed, k)
+	goneOf := func(m map[targetKey]stateSig) {
+		for k := range m {
+			if _, ok := r.cur[k]; !ok {
+				gone[k.tenant] = append(gone[k.tenant], r.field(k))
+				removed = append(removed, k)
+			}
+		}
+	}
+	if tenants == nil {
+		for _, m := range r.pub {
+			goneOf(m)
+		}
+	} else {
+		for _, id := range tenants {
+			goneOf(r.pub[id])
 		}
 	}
 	if len(write) == 0 && len(gone) == 0 {
@@ -291,10 +323,18 @@ func (r *Reporter) write(ctx context.Context, full, beat bool) error {
 		return err
 	}
 	for _, k := range written {
-		r.pub[k] = sig(r.cur[k])
+		m := r.pub[k.tenant]
+		if m == nil {
+			m = map[targetKey]stateSig{}
+			r.pub[k.tenant] = m
+		}
+		m[k] = sig(r.cur[k])
 	}
 	for _, k := range removed {
-		delete(r.pub, k)
+		delete(r.pub[k.tenant], k)
+		if len(r.pub[k.tenant]) == 0 {
+			delete(r.pub, k.tenant)
+		}
 	}
 	if full {
 		r.needFull = false
@@ -327,8 +367,10 @@ func (r *Reporter) beat(ctx context.Context) error {
 // withdraw deletes this worker's fields and heartbeat.
 func (r *Reporter) withdraw(ctx context.Context) error {
 	gone := map[string][]string{}
-	for k := range r.pub {
-		gone[k.tenant] = append(gone[k.tenant], r.field(k))
+	for _, m := range r.pub {
+		for k := range m {
+			gone[k.tenant] = append(gone[k.tenant], r.field(k))
+		}
 	}
 	pipe := r.opts.Redis.Pipeline()
 	for tenant, fields := range gone {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,33 +271,56 @@ func BenchmarkReporterIdlePoll(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := r.publish(ctx, true, false); err != nil {
+	if err := r.publish(ctx, true, false, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := r.publish(ctx, false, false); err != nil {
+		if err := r.publish(ctx, false, false, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// TestReporterVersionSkipsIdlePolls: with Version, a poll that finds it
-// unmoved reads no target (an idle worker's cost does not grow with its
-// targets); a move is published at the next poll, and the heartbeat still
-// reads everything.
-func TestReporterVersionSkipsIdlePolls(t *testing.T) {
+// TestReporterReadsOnlyDirtyTenants: with Dirty, a poll with nothing dirty
+// reads no target (an idle worker's cost does not grow with its targets),
+// a dirty tenant's targets are read and published at the next poll without
+// reading any other tenant's (a change costs in proportion to its tenant,
+// removed targets included), and the heartbeat still reads everything.
+func TestReporterReadsOnlyDirtyTenants(t *testing.T) {
 	t.Parallel()
 	rdb, keys := testredis.New(t)
 	f := newFleet(3, 2)
-	var reads, version atomic.Int64
-	targets := func(yield func(TargetReport)) {
-		reads.Add(1)
-		f.yield(yield)
+	var reads, tenantReads atomic.Int64
+	var mu sync.Mutex
+	var dirty []string
+	markDirty := func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		dirty = append(dirty, id)
 	}
 	const heartbeat = 600 * time.Millisecond
-	r, err := NewReporter(ReporterOptions{Redis: rdb, Keys: keys, WorkerID: "w1", Targets: targets,
-		Version: func() uint64 { return uint64(version.Load()) }, Heartbeat: heartbeat, Poll: 10 * time.Millisecond})
+	r, err := NewReporter(ReporterOptions{Redis: rdb, Keys: keys, WorkerID: "w1",
+		Targets: func(yield func(TargetReport)) {
+			reads.Add(1)
+			f.yield(yield)
+		},
+		TenantTargets: func(ids []string, yield func(TargetReport)) {
+			f.yield(func(tr TargetReport) {
+				if slices.Contains(ids, tr.TenantID) {
+					tenantReads.Add(1)
+					yield(tr)
+				}
+			})
+		},
+		Dirty: func() ([]string, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			d := dirty
+			dirty = nil
+			return d, false
+		},
+		Heartbeat: heartbeat, Poll: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,19 +332,34 @@ func TestReporterVersionSkipsIdlePolls(t *testing.T) {
 		_, ok := readReport(t, rdb, keys, probe, "w1")
 		return ok
 	})
-	// About 30 polls within the heartbeat: none reads the targets.
+	// About 30 polls within the heartbeat: none reads a target.
 	before := reads.Load()
 	time.Sleep(300 * time.Millisecond)
-	if n := reads.Load() - before; n > 1 {
-		t.Errorf("%d reads of the targets in 300 ms with nothing moved, want at most the heartbeat's", n)
+	if n := reads.Load() - before; n > 1 || tenantReads.Load() != 0 {
+		t.Errorf("%d full reads and %d target reads in 300 ms with nothing dirty", n, tenantReads.Load())
 	}
-	// A flip with its version move is published at once.
+	// A flip of t1, marked dirty: published at once, reading t1's two
+	// targets only.
 	probe.Status.Healthy = false
 	f.set(probe)
-	version.Add(1)
+	markDirty("t1")
 	eventually(t, 2*time.Second, "the flip", func() bool {
 		rep, ok := readReport(t, rdb, keys, probe, "w1")
 		return ok && !rep.Healthy
+	})
+	if n := tenantReads.Load(); n != 2 {
+		t.Errorf("the dirty tenant's publish read %d targets, want its 2", n)
+	}
+	// A removed target of t2, marked dirty: deleted.
+	gone := TargetReport{TenantID: "t2", UpstreamID: "u1", URL: "http://10.0.0.0:8080"}
+	if _, ok := readReport(t, rdb, keys, gone, "w1"); !ok {
+		t.Fatal("t2's first target was never published")
+	}
+	f.remove(gone)
+	markDirty("t2")
+	eventually(t, 2*time.Second, "the removed target's field deleted", func() bool {
+		_, ok := readReport(t, rdb, keys, gone, "w1")
+		return !ok
 	})
 	// The heartbeat reads everything: an unannounced change shows there.
 	probe.Status.Healthy = true

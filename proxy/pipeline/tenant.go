@@ -63,9 +63,9 @@ type BuildOptions struct {
 	JWT *jwtauth.Verifier
 	// Metrics, if set, resolves per-API and per-upstream metrics.
 	Metrics *metrics.Metrics
-	// OnEject, when set, is told of every outlier ejection (for how
-	// long), from the request path: it must be cheap.
-	OnEject func(d time.Duration)
+	// OnEject, when set, is told of every outlier ejection (the tenant,
+	// for how long), from the request path: it must be cheap.
+	OnEject func(tenantID string, d time.Duration)
 	// Previous is, for Build, the runtime the new one replaces (nil for
 	// the first): each tenant's balancer counters carry over from its
 	// part there (see BuildTenant). It is only read.
@@ -152,7 +152,7 @@ func BuildTenant(tn *proxycfg.Tenant, info ShardInfo, prev *Tenant, opts BuildOp
 		logger, onEject := opts.Logger, opts.OnEject
 		bo.OnEject = func(i int, d time.Duration) {
 			if onEject != nil {
-				onEject(d)
+				onEject(tn.ID, d)
 			}
 			up.Metrics.Ejected(targets[i].URL)
 			if logger != nil {

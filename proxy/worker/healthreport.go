@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/proxy/health"
+	"github.com/tollgate/tollgate/proxy/pipeline"
 )
 
 // runHealthReport starts the loop that publishes this worker's view of its
@@ -14,13 +15,14 @@ import (
 // request path: it reads the live runtime's atomics from its own goroutine.
 func (w *Worker) runHealthReport(bg context.Context, loops *sync.WaitGroup) {
 	r, err := health.NewReporter(health.ReporterOptions{
-		Redis:    w.opts.Redis,
-		Keys:     w.opts.Keys,
-		WorkerID: w.thr.id,
-		Targets:  w.healthReports,
-		Version:  w.healthVersion,
-		Logger:   w.logger.With("component", "health-report"),
-		Outage:   w.redis,
+		Redis:         w.opts.Redis,
+		Keys:          w.opts.Keys,
+		WorkerID:      w.thr.id,
+		Targets:       w.healthReports,
+		Dirty:         w.dirty.take,
+		TenantTargets: w.tenantReports,
+		Logger:        w.logger.With("component", "health-report"),
+		Outage:        w.redis,
 	})
 	if err != nil {
 		w.logger.Error("target health reporting off", "err", err)
@@ -36,39 +38,104 @@ func (w *Worker) healthReports(yield func(health.TargetReport)) {
 		return
 	}
 	for _, u := range rt.pipe.Upstreams() {
-		key := u.TenantID + "/" + u.ID
-		for i, t := range u.Targets {
-			st, ok := w.health.Status(key, t.URL)
-			if !ok {
-				st = health.Status{Healthy: true}
+		reportUpstream(w.health, u, yield)
+	}
+}
+
+// tenantReports yields the state of the targets of the given tenants of
+// the live config.
+func (w *Worker) tenantReports(ids []string, yield func(health.TargetReport)) {
+	rt := w.sync.Load()
+	if rt == nil {
+		return
+	}
+	for _, id := range ids {
+		if tn := rt.pipe.Tenant(id); tn != nil {
+			for _, u := range tn.Upstreams() {
+				reportUpstream(w.health, u, yield)
 			}
-			yield(health.TargetReport{TenantID: u.TenantID, UpstreamID: u.ID, URL: t.URL, Status: st,
-				Ejected: u.Pool.Ejected(i)})
 		}
 	}
 }
 
-// ejected records an outlier ejection for healthVersion.
-func (w *Worker) ejected(d time.Duration) {
-	w.ejections.Add(1)
-	until := time.Now().Add(d).UnixNano()
-	for {
-		cur := w.ejectedUntil.Load()
-		if until <= cur || w.ejectedUntil.CompareAndSwap(cur, until) {
-			return
+// reportUpstream yields the state of u's targets.
+func reportUpstream(hc *health.Checker, u *pipeline.Upstream, yield func(health.TargetReport)) {
+	key := u.TenantID + "/" + u.ID
+	for i, t := range u.Targets {
+		st, ok := hc.Status(key, t.URL)
+		if !ok {
+			st = health.Status{Healthy: true}
 		}
+		yield(health.TargetReport{TenantID: u.TenantID, UpstreamID: u.ID, URL: t.URL, Status: st,
+			Ejected: u.Pool.Ejected(i)})
 	}
 }
 
-// healthVersion moves whenever what healthReports yields may have changed:
-// a health flip or first probe, an ejection, a new config, and at every
-// poll while an ejection may be ending (an ejection ends by time alone).
-// An idle worker's reporter thus reads no target between heartbeats.
-func (w *Worker) healthVersion() uint64 {
-	v := w.health.Reports() + uint64(w.Generation()) + w.ejections.Load()
-	now := time.Now().UnixNano()
-	if until := w.ejectedUntil.Load(); until != 0 && now < until+int64(2*health.DefaultReportPoll) {
-		v += uint64(now/int64(health.DefaultReportPoll)) + 1
+// healthDirt is what the health reporter must read again since it last
+// asked: the tenants whose targets' state may have changed (a health flip
+// or first probe, an ejection, a new config of the tenant), and the
+// ejections still to end (an ejection ends by time alone: its tenant is
+// dirty again once it has). Its methods are safe for concurrent use.
+type healthDirt struct {
+	mu       sync.Mutex
+	all      bool
+	tenants  map[string]struct{}
+	ejecting map[string]int64 // tenant → when its last ejection ends (unix ns)
+}
+
+// mark makes a tenant dirty.
+func (d *healthDirt) mark(tenant string) {
+	d.mu.Lock()
+	if d.tenants == nil {
+		d.tenants = map[string]struct{}{}
 	}
-	return v
+	d.tenants[tenant] = struct{}{}
+	d.mu.Unlock()
+}
+
+// markAll makes every tenant dirty.
+func (d *healthDirt) markAll() {
+	d.mu.Lock()
+	d.all = true
+	d.mu.Unlock()
+}
+
+// ejected records an outlier ejection of one of tenant's targets for dur.
+func (d *healthDirt) ejected(tenant string, dur time.Duration) {
+	until := time.Now().Add(dur).UnixNano()
+	d.mu.Lock()
+	if d.tenants == nil {
+		d.tenants = map[string]struct{}{}
+	}
+	if d.ejecting == nil {
+		d.ejecting = map[string]int64{}
+	}
+	d.tenants[tenant] = struct{}{}
+	d.ejecting[tenant] = max(d.ejecting[tenant], until)
+	d.mu.Unlock()
+}
+
+// take returns what is dirty and starts over (health.ReporterOptions.Dirty).
+func (d *healthDirt) take() (tenants []string, all bool) {
+	// An ejection counts as ended a poll after its time, so that the
+	// reader sees it ended.
+	now := time.Now().Add(-health.DefaultReportPoll).UnixNano()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, until := range d.ejecting {
+		if until <= now {
+			if d.tenants == nil {
+				d.tenants = map[string]struct{}{}
+			}
+			d.tenants[id] = struct{}{}
+			delete(d.ejecting, id)
+		}
+	}
+	all = d.all
+	for id := range d.tenants {
+		tenants = append(tenants, id)
+	}
+	d.all = false
+	clear(d.tenants)
+	return tenants, all
 }

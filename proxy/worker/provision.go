@@ -114,7 +114,11 @@ func (w *Worker) swapped(old, cur *provisioned, u *configsync.Update) {
 		changed = append(changed, r.TooNew.TenantID)
 	}
 	changed = append(changed, u.Removed...)
+	if old == nil || u.FromDisk {
+		w.dirty.markAll()
+	}
 	for _, id := range changed {
+		w.dirty.mark(id) // its targets, for the health reporter
 		was, now := old.pipeline().Tenant(id), cur.pipe.Tenant(id)
 		if was == now {
 			continue // not rebuilt (its build failed)

@@ -51,6 +51,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,13 +228,11 @@ type Worker struct {
 	snapshotFile string // the last good snapshot on disk; "" for none
 	metrics      *metrics.Metrics
 	ownMetrics   bool // metrics made by New (not shared): pruned to the live config
-	// ejections counts outlier ejections and ejectedUntil is when the
-	// last-ending one ends (unix ns): healthVersion reads them.
-	ejections    atomic.Uint64
-	ejectedUntil atomic.Int64
-	unrouted     *metrics.APIMetrics
-	access       *accessLog
-	inflight     inflight
+	// dirty is what the health reporter must read again (healthDirty).
+	dirty    healthDirt
+	unrouted *metrics.APIMetrics
+	access   *accessLog
+	inflight inflight
 
 	thr throttling
 }
@@ -317,6 +316,10 @@ func New(opts Options) (*Worker, error) {
 		Logger:         opts.Logger.With("component", "engine"),
 	})
 	w.health = health.New(w.dialer, opts.Logger.With("component", "health"))
+	w.health.OnReport(func(upstreamKey string) {
+		tenant, _, _ := strings.Cut(upstreamKey, "/")
+		w.dirty.mark(tenant)
+	})
 	keys, err := keyauth.New(keyauth.Options{
 		Redis:    opts.Redis,
 		Keys:     opts.Keys,
@@ -344,7 +347,7 @@ func New(opts Options) (*Worker, error) {
 		JWT:     w.jwt,
 		Metrics: w.metrics,
 		Logger:  w.logger.With("component", "balance"),
-		OnEject: w.ejected,
+		OnEject: w.dirty.ejected,
 	})
 	w.sync, err = configsync.New(configsync.Options[provisioned]{
 		Redis:        opts.Redis,

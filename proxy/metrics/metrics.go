@@ -67,6 +67,9 @@ type Metrics struct {
 	// included (it never counts toward the cap).
 	apis map[[2]string]*apiSeries
 	ups  map[[2]string]*upSeries
+	// ownAPIs and ownUps count the entries of apis and ups that hold
+	// series of their own (not Other's, not the unrouted requests').
+	ownAPIs, ownUps int
 }
 
 // Sources are callbacks the worker gives for metrics read at scrape time.
@@ -143,7 +146,11 @@ func New(src Sources) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "metrics_apis",
 			Help: "APIs with series of their own (at most the cap, TOLLGATE_PROXY_METRICS_MAX_APIS).",
-		}, func() float64 { return float64(m.count(m.apis)) }),
+		}, func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return float64(m.ownAPIs)
+		}),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Generation != nil {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -233,10 +240,14 @@ func (a *APIMetrics) resolve() *apiSeries {
 	s := m.apis[k]
 	if s == nil {
 		unrouted := k == [2]string{}
-		if !unrouted && m.count(m.apis) >= m.max {
+		switch {
+		case unrouted:
+		case m.ownAPIs >= m.max:
 			m.overflow.WithLabelValues("api").Inc()
 			k = [2]string{Other, Other}
 			s = m.apis[k]
+		default:
+			m.ownAPIs++
 		}
 		if s == nil {
 			s = &apiSeries{latency: m.latency.WithLabelValues(k[0], k[1])}
@@ -249,31 +260,6 @@ func (a *APIMetrics) resolve() *apiSeries {
 	}
 	a.s.Store(s)
 	return s
-}
-
-// count is the number of APIs or upstreams with series of their own in
-// series (m.mu held, or a racy read for a gauge).
-func (m *Metrics) count(series any) int {
-	switch v := series.(type) {
-	case map[[2]string]*apiSeries:
-		n := len(v)
-		if _, ok := v[[2]string{Other, Other}]; ok {
-			n--
-		}
-		if _, ok := v[[2]string{}]; ok {
-			n--
-		}
-		return n
-	case map[[2]string]*upSeries:
-		n := len(v)
-		for k := range v {
-			if k[1] == Other {
-				n--
-			}
-		}
-		return n
-	}
-	return 0
 }
 
 // UpstreamMetrics are the metrics of one upstream, resolved at its first
@@ -310,10 +296,12 @@ func (u *UpstreamMetrics) series() *upSeries {
 	k := [2]string{u.tenant, u.upstream}
 	s := m.ups[k]
 	if s == nil {
-		if m.count(m.ups) >= m.max {
+		if m.ownUps >= m.max {
 			m.overflow.WithLabelValues("upstream").Inc()
 			k = [2]string{Other, Other}
 			s = m.ups[k]
+		} else {
+			m.ownUps++
 		}
 		if s == nil {
 			s = &upSeries{tenant: k[0], upstream: k[1],
@@ -403,6 +391,7 @@ func (m *Metrics) Retain(apis []*APIMetrics, upstreams []*UpstreamMetrics) {
 	for k := range m.apis {
 		if !liveAPI[k] {
 			delete(m.apis, k)
+			m.ownAPIs--
 			l := prometheus.Labels{"tenant": k[0], "api": k[1]}
 			m.requests.DeletePartialMatch(l)
 			m.latency.DeletePartialMatch(l)
@@ -411,6 +400,7 @@ func (m *Metrics) Retain(apis []*APIMetrics, upstreams []*UpstreamMetrics) {
 	for k := range m.ups {
 		if !liveUp[k] {
 			delete(m.ups, k)
+			m.ownUps--
 			l := prometheus.Labels{"tenant": k[0], "upstream": k[1]}
 			m.retries.DeletePartialMatch(l)
 			m.upstreamE.DeletePartialMatch(l)

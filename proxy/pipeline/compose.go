@@ -2,10 +2,10 @@ package pipeline
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 
+	"github.com/tollgate/tollgate/proxy/cowmap"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/proxy/router"
 )
@@ -13,7 +13,8 @@ import (
 // Composer makes runtimes tenant by tenant: given the live runtime and the
 // parts of the tenants that changed, it makes the runtime that replaces it,
 // sharing every other tenant's part. Its cost is in proportion to the
-// changed tenants, plus a copy of the host map (a pointer per host name).
+// changed tenants (the tenant and host maps are versions that share what
+// the change leaves alone: cowmap).
 //
 // It keeps what the runtimes it makes have in common: the endpoint table
 // (an index per distinct endpoint that stays put while any tenant uses it,
@@ -69,22 +70,19 @@ type Update struct {
 // made.
 func (c *Composer) Compose(cur *Runtime, u Update) *Runtime {
 	next := &Runtime{Generation: u.Generation, DigestVersion: u.DigestVersion}
+	var curTenants cowmap.Map[*Tenant]
+	var curHosts router.Hosts[*Tenant]
 	if cur != nil {
 		next.CompiledAt, next.bodyLimits, next.endpoints = cur.CompiledAt, cur.bodyLimits, cur.endpoints
-		next.tenants = maps.Clone(cur.tenants)
-		next.hosts = maps.Clone(cur.hosts)
+		curTenants, curHosts = cur.tenants, cur.hosts
 	}
-	if next.tenants == nil {
-		next.tenants = map[string]*Tenant{}
-	}
-	if next.hosts == nil {
-		next.hosts = router.Hosts[*Tenant]{}
-	}
+	// The next versions share every part these changes do not touch.
+	tenants, hosts := curTenants.Edit(), curHosts.Edit()
 	c.eps.changed = false
 	affected := map[string]bool{}
 	var released []*Tenant
 	for _, ch := range u.Changes {
-		old := next.tenants[ch.ID]
+		old, _ := tenants.Get(ch.ID)
 		if old == ch.Part {
 			continue
 		}
@@ -107,7 +105,7 @@ func (c *Composer) Compose(cur *Runtime, u Update) *Runtime {
 			}
 		}
 		if ch.Part == nil {
-			delete(next.tenants, ch.ID)
+			tenants.Delete(ch.ID)
 			continue
 		}
 		p := ch.Part
@@ -127,7 +125,7 @@ func (c *Composer) Compose(cur *Runtime, u Update) *Runtime {
 				api.endpoints[i] = p.global[local]
 			}
 		}
-		next.tenants[ch.ID] = p
+		tenants.Set(ch.ID, p)
 		if p.bodyLimits {
 			next.bodyLimits++
 		}
@@ -143,11 +141,13 @@ func (c *Composer) Compose(cur *Runtime, u Update) *Runtime {
 	for h := range affected {
 		cl := c.claims[h]
 		if len(cl) == 0 {
-			delete(next.hosts, h)
+			hosts.Delete(h)
 			continue
 		}
-		next.hosts[h] = next.tenants[cl[0].tenant]
+		holder, _ := tenants.Get(cl[0].tenant)
+		hosts.Set(h, holder)
 	}
+	next.tenants, next.hosts = tenants.Map(), hosts.Hosts()
 	if c.opts.Logger != nil {
 		for _, ch := range u.Changes {
 			for h := range c.hostsOf(ch.Part) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/proxy/cowmap"
 	"github.com/tollgate/tollgate/proxy/health"
 	"github.com/tollgate/tollgate/proxy/metrics"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
@@ -31,7 +32,7 @@ type Runtime struct {
 	// DigestVersion is the installation's digest key version.
 	DigestVersion int
 	hosts         router.Hosts[*Tenant]
-	tenants       map[string]*Tenant
+	tenants       cowmap.Map[*Tenant]
 	endpoints     []Endpoint
 	bodyLimits    int // tenants with an API of its own body limit
 }
@@ -119,18 +120,19 @@ func (rt *Runtime) Tenant(id string) *Tenant {
 	if rt == nil {
 		return nil
 	}
-	return rt.tenants[id]
+	t, _ := rt.tenants.Get(id)
+	return t
 }
 
 // TenantCount is the number of tenants of the runtime.
-func (rt *Runtime) TenantCount() int { return len(rt.tenants) }
+func (rt *Runtime) TenantCount() int { return rt.tenants.Len() }
 
 // EachTenant calls fn with every tenant's part, in no order.
 func (rt *Runtime) EachTenant(fn func(*Tenant)) {
 	if rt == nil {
 		return
 	}
-	for _, t := range rt.tenants {
+	for _, t := range rt.tenants.All() {
 		fn(t)
 	}
 }

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/tollgate/tollgate/proxy/cowmap"
 )
 
 // The parts of a Table for a runtime composed tenant by tenant: Prefixes
 // are one tenant's APIs by base path, built with the tenant; Hosts maps
-// host names to a value per tenant (for example its Prefixes), and is
-// copied and changed for the hosts of the tenants that changed, so that
-// the parts of the others are shared between the old map and the new.
+// host names to a value per tenant (for example its Prefixes), and its next
+// version changes the hosts of the tenants that changed only, sharing the
+// rest with the version before (cowmap).
 
 // Prefixes are one tenant's routes by base path, longest first. They are
 // never changed after NewPrefixes; lookups need no locks and do not
@@ -58,9 +60,12 @@ func (p *Prefixes[T]) Each(fn func(T)) {
 }
 
 // Hosts maps host names, in the form HostName gives them, to values. A
-// Hosts in use is never changed: a new config copies it and changes the
-// copy.
-type Hosts[V any] map[string]V
+// Hosts in use is never changed: a new config edits a new version of it
+// (Edit), which shares every part the edit does not touch (cowmap), so that
+// a change of one tenant's host names costs in proportion to it.
+type Hosts[V any] struct {
+	m cowmap.Map[V]
+}
 
 // Lookup returns the value of a Host header's host (port allowed, any case,
 // a trailing dot ignored). It does not allocate.
@@ -79,9 +84,23 @@ func (h Hosts[V]) Lookup(hostHeader []byte) (value V, ok bool) {
 		}
 		buf[i] = c
 	}
-	value, ok = h[string(buf[:len(hb)])]
-	return value, ok
+	return h.m.GetBytes(buf[:len(hb)])
 }
+
+// Len is the number of host names.
+func (h Hosts[V]) Len() int { return h.m.Len() }
+
+// Edit starts the next version of h: Set and Delete take host names in the
+// form HostName gives them.
+func (h Hosts[V]) Edit() HostsEdit[V] { return HostsEdit[V]{h.m.Edit()} }
+
+// HostsEdit makes the next version of a Hosts.
+type HostsEdit[V any] struct {
+	*cowmap.Edit[V]
+}
+
+// Hosts ends the edit and returns the new version.
+func (e HostsEdit[V]) Hosts() Hosts[V] { return Hosts[V]{e.Map()} }
 
 // HostName is the key of a configured host name in Hosts: lower case,
 // without a trailing dot. A name longer than a host can be is an error

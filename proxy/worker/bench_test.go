@@ -25,17 +25,7 @@ import (
 // /open (auth none), both over two targets.
 func benchWorker(b *testing.B, tr *tracing.Tracer) *running {
 	rdb, keys := testredis.New(b)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	backendSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"ok":true}`)
-	}}
-	go func() { _ = backendSrv.Serve(ln) }()
-	b.Cleanup(func() { _ = backendSrv.Shutdown() })
-	target := "http://" + ln.Addr().String()
+	target := "http://" + benchBackend(b)
 	testredis.Publish(b, rdb, keys, &proxycfg.Snapshot{Schema: 1, Generation: 1, Tenants: []proxycfg.Tenant{{
 		ID: "t", Slug: "acme",
 		Upstreams: []proxycfg.Upstream{{ID: "u", Algorithm: proxycfg.AlgorithmRoundRobin,
@@ -57,6 +47,22 @@ func benchWorker(b *testing.B, tr *tracing.Tracer) *running {
 	r := e.startWith(b, func(o *Options) { o.RateLimitTimeout, o.Tracer = 2*time.Second, tr })
 	r.waitReady(b, 1)
 	return r
+}
+
+// benchBackend starts the benchmarks' loopback fasthttp backend, which
+// answers every request with a small JSON body, and returns its address.
+func benchBackend(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	backendSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"ok":true}`)
+	}}
+	go func() { _ = backendSrv.Serve(ln) }()
+	b.Cleanup(func() { _ = backendSrv.Shutdown() })
+	return ln.Addr().String()
 }
 
 // benchRemote is the client address of the benchmarks' requests.
@@ -87,6 +93,7 @@ func BenchmarkProxyHandler(b *testing.B) {
 			var body bytes.Reader
 			ctx.Init(&req, benchRemote, nil)
 			b.ReportAllocs()
+			cpu0, cpuOK := processCPU()
 			for b.Loop() {
 				ctx.Request.Reset()
 				ctx.Response.Reset()
@@ -105,7 +112,56 @@ func BenchmarkProxyHandler(b *testing.B) {
 					b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 				}
 			}
+			if cpu1, ok := processCPU(); ok && cpuOK {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+			}
 		})
+	}
+}
+
+// BenchmarkForwarderFloor is BenchmarkProxyHandler's request through a bare
+// fasthttp forwarder (bench/forwarder's handler: a HostClient.Do, no
+// routing, auth, limits, header rewriting, metrics or metering) to the same
+// backend, in the same harness: the engine's floor. BenchmarkProxyHandler
+// less this is what the worker's own code costs per request. Both report
+// cpu-ns/op, the whole process's CPU per request (the backend's included).
+func BenchmarkForwarderFloor(b *testing.B) {
+	addr := benchBackend(b)
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: 1024, MaxIdleConnDuration: time.Minute,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, NoDefaultUserAgentHeader: true,
+		DisableHeaderNamesNormalizing: true, DisablePathNormalizing: true}
+	handler := func(ctx *fasthttp.RequestCtx) {
+		ctx.Request.Header.Del("Connection")
+		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
+			ctx.Error("bad gateway: "+err.Error(), fasthttp.StatusBadGateway)
+		}
+	}
+	benchHandler(b, handler, "/v1/items/42?x=1", "bench-key")
+}
+
+// benchHandler drives handler with a GET of path (with key, when set) as
+// BenchmarkProxyHandler does, and reports cpu-ns/op.
+func benchHandler(b *testing.B, handler fasthttp.RequestHandler, path, key string) {
+	var req fasthttp.Request
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, benchRemote, nil)
+	b.ReportAllocs()
+	cpu0, cpuOK := processCPU()
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI(path)
+		ctx.Request.Header.SetHost("acme.localhost")
+		if key != "" {
+			ctx.Request.Header.Set("X-API-Key", key)
+		}
+		handler(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -16,23 +16,24 @@ import (
 
 // result is one measured run of one target.
 type result struct {
-	Round      int     `json:"round"`
-	RPS        float64 `json:"rps"`
-	Requests   int64   `json:"requests"`
-	Seconds    float64 `json:"seconds"`
-	P50        float64 `json:"p50_ms"`
-	P99        float64 `json:"p99_ms"`
-	P999       float64 `json:"p999_ms"`
-	Max        float64 `json:"max_ms"`
-	CPUus      float64 `json:"cpu_us_per_request"`     // the proxy's utime+stime per request
-	ProxyBusy  float64 `json:"proxy_cpu_share"`        // the proxy's CPU seconds per wall second
-	ClientBusy float64 `json:"client_cpu_share"`       // load generator + backend, per wall second
-	BackendUS  float64 `json:"backend_us_per_request"` // the backend's CPU per request
-	RedisUS    float64 `json:"redis_us_per_request"`   // Redis's CPU per request (whoever caused it)
-	ControlUS  float64 `json:"control_us_per_request"` // tollgate dev (control plane, usage aggregator)
-	Errors     int64   `json:"errors"`
-	Error      string  `json:"error,omitempty"`
-	Raw        string  `json:"raw"`
+	Round      int       `json:"round"`
+	RPS        float64   `json:"rps"`
+	Requests   int64     `json:"requests"`
+	Seconds    float64   `json:"seconds"`
+	P50        float64   `json:"p50_ms"`
+	P99        float64   `json:"p99_ms"`
+	P999       float64   `json:"p999_ms"`
+	Max        float64   `json:"max_ms"`
+	CPUus      float64   `json:"cpu_us_per_request"`             // the proxy's utime+stime per request
+	ProxyBusy  float64   `json:"proxy_cpu_share"`                // the proxy's CPU seconds per wall second
+	ClientBusy float64   `json:"client_cpu_share"`               // load generator + backend, per wall second
+	BackendUS  float64   `json:"backend_us_per_request"`         // the backend's CPU per request
+	RedisUS    float64   `json:"redis_us_per_request"`           // Redis's CPU per request (whoever caused it)
+	ControlUS  float64   `json:"control_us_per_request"`         // tollgate dev (control plane, usage aggregator)
+	Syscalls   *Syscalls `json:"syscalls_per_request,omitempty"` // the proxy's, by perf (syscalls.go); nil: not counted
+	Errors     int64     `json:"errors"`
+	Error      string    `json:"error,omitempty"`
+	Raw        string    `json:"raw"`
 }
 
 // measure warms a target up, then loads it once and reads the CPU its
@@ -67,6 +68,7 @@ func (b *bench) measure(ctx context.Context, m *mode, t target, round int) resul
 	kids := children()
 	backendPID := m.groups["backend"].pid()
 	before := [4]cpuSample{sampleTree(p.pid(), kids), sampleTree(backendPID, kids), sampleTree(b.redisPID, kids), sampleTree(b.devPID(), kids)}
+	counted := countSyscalls(ctx, treePIDs(p.pid(), kids), b.s.Duration)
 	start := time.Now()
 	logPath := ""
 	if t.Proto != "h1" {
@@ -77,6 +79,7 @@ func (b *bench) measure(ctx context.Context, m *mode, t target, round int) resul
 	kids = children()
 	after := [4]cpuSample{sampleTree(p.pid(), kids), sampleTree(backendPID, kids), sampleTree(b.redisPID, kids), sampleTree(b.devPID(), kids)}
 	_ = os.WriteFile(rawPath, []byte(out), 0o644)
+	rates := <-counted
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -102,6 +105,7 @@ func (b *bench) measure(ctx context.Context, m *mode, t target, round int) resul
 	r.RedisUS = perReq(after[2].seconds(before[2]))
 	r.ControlUS = perReq(after[3].seconds(before[3]))
 	r.ProxyBusy = proxySec / wall
+	r.Syscalls = perRequest(rates, r.RPS)
 	if t.Group == "backend" {
 		r.ClientBusy = clientCPU / wall // the backend is the "proxy" of direct
 	} else {

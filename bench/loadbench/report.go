@@ -172,6 +172,19 @@ func (r *report) finish() {
 				ControlUS: med(func(x result) float64 { return x.ControlUS }),
 				Requests:  int64(med(func(x result) float64 { return float64(x.Requests) })),
 			}
+			if ok[0].Syscalls != nil {
+				sc := func(f func(*Syscalls) float64) float64 {
+					return med(func(x result) float64 {
+						if x.Syscalls == nil {
+							return 0
+						}
+						return f(x.Syscalls)
+					})
+				}
+				tr.Median.Syscalls = &Syscalls{Read: sc(func(s *Syscalls) float64 { return s.Read }),
+					Write: sc(func(s *Syscalls) float64 { return s.Write }), Poll: sc(func(s *Syscalls) float64 { return s.Poll }),
+					Other: sc(func(s *Syscalls) float64 { return s.Other })}
+			}
 		}
 		mr.Ratios = nil
 		for _, tr := range mr.Targets {
@@ -264,7 +277,8 @@ func (r *report) render() string {
 	}
 	for _, mr := range r.Modes {
 		w("\n== %s\n\n", mr.Title)
-		w("%-27s %9s %7s %7s %8s %11s %9s %10s %9s\n", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU µs/req", "proxy CPU", "client CPU", "redis µs")
+		w("%-27s %9s %7s %7s %8s %11s %9s %10s %9s  %s\n", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU µs/req", "proxy CPU", "client CPU", "redis µs",
+			"syscalls/req (read+write+poll+other)")
 		for _, tr := range mr.Targets {
 			m := tr.Median
 			if m == nil {
@@ -275,11 +289,18 @@ func (r *report) render() string {
 			if tr.Group == "backend" {
 				cpu, busy = fmt.Sprintf("(%.1f)", m.CPUus), "-"
 			}
-			w("%-27s %9s %7.2f %7.2f %8.2f %11s %9s %10s %9.1f\n", tr.Label, thousands(m.RPS), m.P50, m.P99, m.P999, cpu, busy, pct(m.ClientBusy), m.RedisUS)
+			w("%-27s %9s %7.2f %7.2f %8.2f %11s %9s %10s %9.1f  %s\n", tr.Label, thousands(m.RPS), m.P50, m.P99, m.P999, cpu, busy, pct(m.ClientBusy), m.RedisUS,
+				m.Syscalls.String())
 		}
 		w("\nmedians of %d rounds. CPU µs/req: utime+stime of the proxy's processes (/proc/<pid>/stat) / requests served\n", s.Rounds)
 		w("(for direct, in parentheses: the backend's). proxy CPU, client CPU: CPU seconds per second of the proxy, and of\n")
 		w("wrk/h2load + backend (near 100%% per pinned core = that side limits the rate). redis µs: Redis's CPU per request.\n")
+		if _, why := syscallEvents(); why != "" {
+			w("syscalls/req not counted: %s.\n", why)
+		} else {
+			w("syscalls/req: the proxy's system calls per request (perf stat on the syscall tracepoints): a Go proxy reads each\n")
+			w("socket once more than nginx per request (it reads before waiting, and gets EAGAIN), the floor of the Go proxies.\n")
+		}
 
 		w("\nrounds (req/s; p99 ms; CPU µs/req):\n")
 		for _, tr := range mr.Targets {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -144,10 +146,29 @@ func (rt *roundTripper) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 		hc.CloseConn(cc)
 		return true, err
 	}
+	idle := timeout
+	var readDeadline time.Time
+	if rd := hc.ReadTimeout; rd > 0 {
+		idle = rd
+		if t := time.Now().Add(rd); deadline.IsZero() || t.Before(deadline) {
+			readDeadline = t
+		}
+	}
+	rc := rawConnOf(conn)
+	if rc != nil && !readDeadline.IsZero() {
+		// Before the request goes out: the wait for the answer starts
+		// with the write (writeThenWait).
+		if err := conn.SetReadDeadline(readDeadline); err != nil {
+			hc.CloseConn(cc)
+			return true, err
+		}
+	}
 	bw := hc.AcquireWriter(conn)
-	err = req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
+	var waitErr error
+	if rc != nil {
+		err, waitErr = writeThenWait(rc, req, bw)
+	} else {
+		err = writeRequest(req, bw)
 	}
 	hc.ReleaseWriter(bw)
 	if err != nil {
@@ -158,14 +179,16 @@ func (rt *roundTripper) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 		}
 		return true, err
 	}
-	idle := timeout
-	if rd := hc.ReadTimeout; rd > 0 {
-		idle = rd
-		if t := time.Now().Add(rd); deadline.IsZero() || t.Before(deadline) {
-			if err := conn.SetReadDeadline(t); err != nil {
-				hc.CloseConn(cc)
-				return true, err
-			}
+	if waitErr != nil {
+		// No answer came (the read deadline, or the connection failed):
+		// as a failed read of the answer's head.
+		hc.CloseConn(cc)
+		return true, waitErr
+	}
+	if rc == nil && !readDeadline.IsZero() {
+		if err := conn.SetReadDeadline(readDeadline); err != nil {
+			hc.CloseConn(cc)
+			return true, err
 		}
 	}
 	if hc.DisableHeaderNamesNormalizing {
@@ -220,6 +243,77 @@ func (rt *roundTripper) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 	hc.ReleaseConn(cc)
 	return false, nil
 }
+
+// writeRequest writes req on bw and flushes it.
+func writeRequest(req *fasthttp.Request, bw *bufio.Writer) error {
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	return err
+}
+
+// rawConnOf is the raw connection of a plain TCP connection to a target
+// (nil for TLS, whose records a read of the socket does not line up with).
+func rawConnOf(c net.Conn) syscall.RawConn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// writeThenWait writes req on bw (a writer of rc's connection) and then
+// waits until the connection has something to read, the answer or its end,
+// without reading it. It saves a system call per exchange: Go's net package
+// reads a socket before it waits on it, and right after a request is sent
+// the answer is never there yet, so the reader of the answer's head would
+// first get EAGAIN (bench/README.md, "syscalls/req"). Waiting first is safe
+// because the wait is armed before the request goes out (RawConn.Read
+// clears the connection's read readiness, then calls the function that
+// writes): whatever the target sends in answer arrives after that and wakes
+// the wait, and a connection that fails or closes wakes it too. The answer
+// is then read as usual, at once. writeErr is the write's failure, waitErr
+// the wait's (the read deadline passed, or the connection closed under it).
+func writeThenWait(rc syscall.RawConn, req *fasthttp.Request, bw *bufio.Writer) (writeErr, waitErr error) {
+	w := waiters.Get().(*waiter)
+	w.req, w.bw = req, bw
+	waitErr = rc.Read(w.step)
+	writeErr = w.err
+	*w = waiter{step: w.step}
+	waiters.Put(w)
+	if writeErr != nil {
+		return writeErr, nil
+	}
+	return nil, waitErr
+}
+
+// waiter is writeThenWait's state, pooled with its step function bound
+// (a closure or a method value per exchange would be allocated).
+type waiter struct {
+	req     *fasthttp.Request
+	bw      *bufio.Writer
+	written bool
+	err     error
+	step    func(uintptr) bool
+}
+
+var waiters = sync.Pool{New: func() any {
+	w := &waiter{}
+	w.step = func(uintptr) bool {
+		if w.written {
+			return true // readable
+		}
+		w.written = true
+		w.err = writeRequest(w.req, w.bw)
+		return w.err != nil
+	}
+	return w
+}}
 
 // readResponseHeader reads the final response header, skipping interim
 // (1xx) answers other than 101.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 )
 
 // The Postgres scenario: a real control plane whose database connections
@@ -53,12 +55,12 @@ func (b *bench) postgresCut(ctx context.Context) error {
 	}
 	dsn.RawQuery = q.Encode()
 
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return err
 	}
 	ctl := &control{url: "http://127.0.0.1:" + strconv.Itoa(port), operator: "op-" + randHex(16)}
-	env := childEnv(
+	env := benchproc.Env(
 		"TOLLGATE_DATABASE_URL="+dsn.String(),
 		"TOLLGATE_REDIS_URL="+b.redis.url(),
 		"TOLLGATE_REDIS_PREFIX="+controlPrefix,

@@ -24,6 +24,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 )
 
 // The processes of the bench: real `tollgate proxy` workers and a real
@@ -163,30 +165,6 @@ func (p *proc) logHas(from int, s string) bool {
 	return from < len(lines) && strings.Contains(strings.Join(lines[from:], "\n"), s)
 }
 
-// childEnv is the bench's environment without TOLLGATE_* and
-// XDG_STATE_HOME (a variable of the caller's shell must not change what
-// is measured), plus extra.
-func childEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "XDG_STATE_HOME=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -205,7 +183,7 @@ type redisServer struct {
 }
 
 func startRedis(bin, dir string) (*redisServer, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +192,7 @@ func startRedis(bin, dir string) (*redisServer, error) {
 		return nil, err
 	}
 	r := &redisServer{addr: "127.0.0.1:" + strconv.Itoa(port)}
-	r.proc = proc{name: "redis-server", dir: data, env: childEnv(), log: filepath.Join(dir, "logs", "redis.log"),
+	r.proc = proc{name: "redis-server", dir: data, env: benchproc.Env(), log: filepath.Join(dir, "logs", "redis.log"),
 		argv: []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", data,
 			"--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"}}
 	return r, r.start()
@@ -261,7 +239,7 @@ func newWorker(b *bench, name string, trafficPort, adminPort int, prefix string)
 	w := &worker{traffic: "127.0.0.1:" + strconv.Itoa(trafficPort), admin: "127.0.0.1:" + strconv.Itoa(adminPort),
 		stateDir: filepath.Join(b.dir, "state-"+name)}
 	w.proc = proc{name: "worker " + name, argv: []string{*binary, "proxy"}, log: filepath.Join(b.dir, "logs", "worker-"+name+".log"),
-		env: childEnv(
+		env: benchproc.Env(
 			"TOLLGATE_REDIS_URL="+b.redis.url(),
 			"TOLLGATE_REDIS_PREFIX="+prefix,
 			"TOLLGATE_SECRET="+b.secret,

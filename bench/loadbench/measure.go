@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 )
 
 // result is one measured run of one target.
@@ -148,7 +150,7 @@ func (b *bench) load(ctx context.Context, m *mode, t target, d time.Duration, h2
 	tctx, cancel := context.WithTimeout(ctx, d+60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(tctx, argv[0], argv[1:]...)
-	cmd.Env = append(childEnv(), env...)
+	cmd.Env = append(benchproc.Env(), env...)
 	out, err := cmd.CombinedOutput()
 	var cpu float64
 	if cmd.ProcessState != nil {

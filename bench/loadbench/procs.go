@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 )
 
 // proc is a child process in its own process group, so that stopping it
@@ -38,7 +39,7 @@ func (ps *procs) start(name, cpus string, env []string, argv ...string) (*proc, 
 		argv = append([]string{"taskset", "-c", cpus}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(childEnv(), env...)
+	cmd.Env = append(benchproc.Env(), env...)
 	logPath := filepath.Join(ps.logDir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -62,20 +63,6 @@ func (ps *procs) start(name, cpus string, env []string, argv ...string) (*proc, 
 		}
 	}
 	return p, nil
-}
-
-// childEnv is this process's environment without the variables the bench
-// sets per child (GOMAXPROCS, TOLLGATE_*), so the caller's shell cannot skew
-// a run.
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "GODEBUG=") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -249,16 +236,6 @@ func (after cpuSample) seconds(before cpuSample) float64 {
 }
 
 // --- small helpers --------------------------------------------------------
-
-// freePort returns a loopback port nothing listens on right now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 // allowedCPUs is the CPU list this process may run on
 // (/proc/self/status Cpus_allowed_list, expanded).

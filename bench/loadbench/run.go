@@ -27,6 +27,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 )
 
 //go:embed nginx.conf.tmpl
@@ -148,11 +150,11 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 	}
 	for i := range b.backendPorts {
-		if b.backendPorts[i], err = freePort(); err != nil {
+		if b.backendPorts[i], err = benchproc.FreePort(); err != nil {
 			return err
 		}
 	}
-	if b.controlPort, err = freePort(); err != nil {
+	if b.controlPort, err = benchproc.FreePort(); err != nil {
 		return err
 	}
 	b.secret = "tollgate-bench-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -225,11 +227,11 @@ func (b *bench) writeCert() error {
 // pinned with the load generator) and seeds the bench's APIs, plans and keys
 // through the management API.
 func (b *bench) startDev(ctx context.Context, cpus string) error {
-	proxyPort, err := freePort()
+	proxyPort, err := benchproc.FreePort()
 	if err != nil {
 		return err
 	}
-	adminPort, err := freePort()
+	adminPort, err := benchproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -505,7 +507,7 @@ func (b *bench) startMode(ctx context.Context, m *mode, want []string) error {
 		add(target{Name: "nginx-h2c", Label: "nginx HTTP/2 (h2c)", Group: "nginx", Proto: "h2c", URL: h2url("http", ports[2], "/bench"), Port: ports[2]})
 	}
 	if need("haproxy") {
-		port, err := freePort()
+		port, err := benchproc.FreePort()
 		if err != nil {
 			return err
 		}
@@ -528,7 +530,7 @@ func (b *bench) startMode(ctx context.Context, m *mode, want []string) error {
 		add(target{Name: "haproxy", Label: "HAProxy", Group: "haproxy", Proto: "h1", URL: url(port, "/bench"), Port: port, Balanced: true})
 	}
 	if need("forwarder") {
-		port, err := freePort()
+		port, err := benchproc.FreePort()
 		if err != nil {
 			return err
 		}
@@ -639,7 +641,7 @@ func referenceOf(name string) string {
 func freePorts(n int) ([]int, error) {
 	var out []int
 	for len(out) < n {
-		p, err := freePort()
+		p, err := benchproc.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 	"github.com/tollgate/tollgate/proxy/proxycfg"
 	"github.com/tollgate/tollgate/services/secrets"
 )
@@ -105,16 +106,16 @@ func newBench(ctx context.Context, dir string) (*bench, error) {
 	b.upstream = "http://" + ln.Addr().String()
 
 	// Migrations, then the control plane.
-	ctlAddr, err := freeAddr()
+	ctlAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	ctlAdmin, err := freeAddr()
+	ctlAdmin, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
 	b.ctlURL = "http://" + ctlAddr
-	env := childEnv(
+	env := benchproc.Env(
 		"TOLLGATE_DATABASE_URL="+b.dsn,
 		"TOLLGATE_REDIS_URL="+redisURL,
 		"TOLLGATE_SECRET="+b.secret,
@@ -156,10 +157,10 @@ func newBench(ctx context.Context, dir string) (*bench, error) {
 		if attempt == 3 {
 			return nil, fmt.Errorf("control plane not healthy within 30s (log: %s)", b.control.log)
 		}
-		if ctlAddr, err = freeAddr(); err != nil {
+		if ctlAddr, err = benchproc.FreeAddr(); err != nil {
 			return nil, err
 		}
-		if ctlAdmin, err = freeAddr(); err != nil {
+		if ctlAdmin, err = benchproc.FreeAddr(); err != nil {
 			return nil, err
 		}
 		b.ctlURL = "http://" + ctlAddr
@@ -180,11 +181,11 @@ func newBench(ctx context.Context, dir string) (*bench, error) {
 // newWorker makes (does not start) a worker with a state directory of its
 // own: the product default keeps the last good config there.
 func (b *bench) newWorker(name, redisURL string) (*worker, error) {
-	traffic, err := freeAddr()
+	traffic, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freeAddr()
+	admin, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +193,7 @@ func (b *bench) newWorker(name, redisURL string) (*worker, error) {
 	_ = os.RemoveAll(state)
 	w := &worker{traffic: traffic, admin: admin}
 	w.proc = proc{name: "worker " + name, argv: []string{*binary, "proxy"}, log: filepath.Join(b.dir, "logs", "worker-"+name+".log"),
-		env: childEnv(
+		env: benchproc.Env(
 			"TOLLGATE_REDIS_URL="+redisURL,
 			"TOLLGATE_SECRET="+b.secret,
 			"TOLLGATE_PROXY_ADDR="+traffic,

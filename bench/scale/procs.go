@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/bench/internal/benchproc"
 )
 
 // The processes of the bench: a private redis-server, `tollgate control`,
@@ -103,37 +105,6 @@ func (p *proc) run() error {
 	return nil
 }
 
-// childEnv is the bench's environment without TOLLGATE_*, OTEL_* and
-// XDG_STATE_HOME (the caller's shell must not change what is measured),
-// plus extra.
-func childEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "TOLLGATE_") || strings.HasPrefix(kv, "OTEL_") || strings.HasPrefix(kv, "XDG_STATE_HOME=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freeAddr() (string, error) {
-	p, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	return "127.0.0.1:" + strconv.Itoa(p), nil
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -195,7 +166,7 @@ func memMB(pid int) (rss, hwm float64) {
 // startRedis starts the bench's own redis-server on a free port, without
 // persistence (the bench measures memory and CPU, not durability).
 func startRedis(bin, dir string) (*proc, string, error) {
-	addr, err := freeAddr()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
@@ -204,7 +175,7 @@ func startRedis(bin, dir string) (*proc, string, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, "", err
 	}
-	p := &proc{name: "redis-server", dir: data, env: childEnv(), log: filepath.Join(dir, "logs", "redis.log"),
+	p := &proc{name: "redis-server", dir: data, env: benchproc.Env(), log: filepath.Join(dir, "logs", "redis.log"),
 		argv: []string{bin, "--port", port, "--bind", "127.0.0.1", "--dir", data, "--appendonly", "no",
 			"--save", "", "--daemonize", "no"}}
 	if err := p.start(); err != nil {

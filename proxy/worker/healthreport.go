@@ -86,11 +86,16 @@ type healthDirt struct {
 // mark makes a tenant dirty.
 func (d *healthDirt) mark(tenant string) {
 	d.mu.Lock()
+	d.add(tenant)
+	d.mu.Unlock()
+}
+
+// add makes a tenant dirty (d is locked).
+func (d *healthDirt) add(tenant string) {
 	if d.tenants == nil {
 		d.tenants = map[string]struct{}{}
 	}
 	d.tenants[tenant] = struct{}{}
-	d.mu.Unlock()
 }
 
 // markAll makes every tenant dirty.
@@ -104,13 +109,10 @@ func (d *healthDirt) markAll() {
 func (d *healthDirt) ejected(tenant string, dur time.Duration) {
 	until := time.Now().Add(dur).UnixNano()
 	d.mu.Lock()
-	if d.tenants == nil {
-		d.tenants = map[string]struct{}{}
-	}
 	if d.ejecting == nil {
 		d.ejecting = map[string]int64{}
 	}
-	d.tenants[tenant] = struct{}{}
+	d.add(tenant)
 	d.ejecting[tenant] = max(d.ejecting[tenant], until)
 	d.mu.Unlock()
 }
@@ -124,10 +126,7 @@ func (d *healthDirt) take() (tenants []string, all bool) {
 	defer d.mu.Unlock()
 	for id, until := range d.ejecting {
 		if until <= now {
-			if d.tenants == nil {
-				d.tenants = map[string]struct{}{}
-			}
-			d.tenants[id] = struct{}{}
+			d.add(id)
 			delete(d.ejecting, id)
 		}
 	}

@@ -228,7 +228,7 @@ type Worker struct {
 	snapshotFile string // the last good snapshot on disk; "" for none
 	metrics      *metrics.Metrics
 	ownMetrics   bool // metrics made by New (not shared): pruned to the live config
-	// dirty is what the health reporter must read again (healthDirty).
+	// dirty is what the health reporter must read again (healthDirt).
 	dirty    healthDirt
 	unrouted *metrics.APIMetrics
 	access   *accessLog

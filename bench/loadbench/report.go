@@ -298,8 +298,8 @@ func (r *report) render() string {
 		if _, why := syscallEvents(); why != "" {
 			w("syscalls/req not counted: %s.\n", why)
 		} else {
-			w("syscalls/req: the proxy's system calls per request (perf stat on the syscall tracepoints): a Go proxy reads each\n")
-			w("socket once more than nginx per request (it reads before waiting, and gets EAGAIN), the floor of the Go proxies.\n")
+			w("syscalls/req: the proxy's system calls per request (perf stat on the syscall tracepoints, over the warm-up so that\n")
+			w("their cost stays out of the CPU measured): Go's net package reads a socket before it waits on it (EAGAIN).\n")
 		}
 
 		w("\nrounds (req/s; p99 ms; CPU µs/req):\n")

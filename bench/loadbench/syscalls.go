@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -11,8 +13,10 @@ import (
 
 // System calls per request: where the CPU of a proxy goes once its own code
 // is small. Counted with `perf stat` on the kernel's syscall tracepoints,
-// for the proxy's processes only, over the measured run; skipped (with a
-// note in the report) where perf or the tracepoints are not available.
+// for the proxy's processes only, over the warm-up before each measured run
+// (over the measured run when there is no warm-up: the tracepoints then add
+// their cost to the CPU measured); skipped (with a note in the report) where
+// perf or the tracepoints are not available.
 //
 // The figure explains the floor of the Go proxies: nginx and HAProxy read
 // a socket when epoll said it is readable, while Go's net package reads
@@ -77,57 +81,72 @@ var syscallEvents = func() func() (string, string) {
 	}
 }()
 
-// countSyscalls counts the system calls of pids for d; done receives the
-// counts per second by tracepoint name (nil if perf failed).
-func countSyscalls(ctx context.Context, pids []int, d time.Duration) <-chan map[string]float64 {
-	done := make(chan map[string]float64, 1)
+// syscallCounter is a `perf stat` counting the system calls of some
+// processes until it is stopped.
+type syscallCounter struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startSyscalls starts counting the system calls of pids, and gives perf a
+// moment to attach before the load starts; nil when perf cannot count them
+// here. The idle moments before and after the load add only the proxy's
+// idle calls, a handful.
+func startSyscalls(ctx context.Context, pids []int) *syscallCounter {
 	events, _ := syscallEvents()
 	if events == "" || len(pids) == 0 {
-		done <- nil
-		return done
+		return nil
 	}
 	ps := make([]string, len(pids))
 	for i, p := range pids {
 		ps[i] = strconv.Itoa(p)
 	}
-	go func() {
-		start := time.Now()
-		cmd := exec.CommandContext(ctx, "perf", "stat", "-x,", "-e", events, "-p", strings.Join(ps, ","),
-			"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
-		out, err := cmd.CombinedOutput()
-		el := time.Since(start).Seconds()
-		if err != nil || el <= 0 {
-			done <- nil
-			return
-		}
-		rates := map[string]float64{}
-		for line := range strings.SplitSeq(string(out), "\n") {
-			f := strings.Split(line, ",")
-			if len(f) < 3 || !strings.HasPrefix(f[2], "syscalls:sys_enter_") {
-				continue
-			}
-			n, err := strconv.ParseFloat(f[0], 64)
-			if err != nil {
-				continue // <not counted>
-			}
-			rates[strings.TrimPrefix(f[2], "syscalls:sys_enter_")] += n / el
-		}
-		done <- rates
-	}()
-	return done
+	c := &syscallCounter{cmd: exec.CommandContext(ctx, "perf", "stat", "-x,", "-e", events, "-p", strings.Join(ps, ","))}
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	if c.cmd.Start() != nil {
+		return nil
+	}
+	time.Sleep(300 * time.Millisecond)
+	return c
 }
 
-// perRequest turns counts per second into calls per request at rps.
-func perRequest(rates map[string]float64, rps float64) *Syscalls {
-	if rates == nil || rps <= 0 {
+// stop ends the count and returns the calls counted by tracepoint name
+// (nil if perf failed). perf prints its counts when interrupted.
+func (c *syscallCounter) stop() map[string]float64 {
+	if c == nil {
+		return nil
+	}
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	_ = c.cmd.Wait()
+	counts := map[string]float64{}
+	for line := range strings.SplitSeq(c.out.String(), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 || !strings.HasPrefix(f[2], "syscalls:sys_enter_") {
+			continue
+		}
+		n, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue // <not counted>
+		}
+		counts[strings.TrimPrefix(f[2], "syscalls:sys_enter_")] += n
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	return counts
+}
+
+// perRequest turns the calls counted over a load into calls per request.
+func perRequest(counts map[string]float64, requests int64) *Syscalls {
+	if counts == nil || requests <= 0 {
 		return nil
 	}
 	sum := func(g string) float64 {
 		var s float64
 		for _, n := range syscallGroups[g] {
-			s += rates[n]
+			s += counts[n]
 		}
-		return s / rps
+		return s / float64(requests)
 	}
 	return &Syscalls{Read: sum("read"), Write: sum("write"), Poll: sum("poll"), Other: sum("other")}
 }

@@ -79,4 +79,5 @@ func (w *Worker) HandleFastHTTP(ctx *fasthttp.RequestCtx) {
 	// spliced traffic go on after the handler returns, outside the span.
 	traceEnd(&sp, ctx, &d)
 	w.finish(ctx, &d, start, x.Elapsed(start), reqID, x.BytesIn())
+	engine.ArmNextWait(ctx, &x)
 }

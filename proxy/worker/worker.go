@@ -430,7 +430,13 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		ErrorHandler:    engine.ServerError,
 		CloseOnShutdown: true,
 		Logger:          engine.Logger{L: w.logger},
+		// The traffic listener's connections wait for the client's next
+		// request when they write an answer (engine/nextwait.go); they
+		// must know the write buffer's size.
+		WriteBufferSize: engine.WriteBufferSize,
 	}
+	trafficLn := engine.NewNextWaitListener(traffic)
+	defer trafficLn.Stop()
 	adminSrv := &http.Server{Handler: w.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	var frontSrvs []*http.Server
 
@@ -458,7 +464,7 @@ func (w *Worker) Serve(ctx context.Context, traffic, admin net.Listener) error {
 		}()
 	}
 	go func() {
-		if err := srv.Serve(traffic); err != nil {
+		if err := srv.Serve(trafficLn); err != nil {
 			errc <- fmt.Errorf("serve traffic: %w", err)
 		}
 	}()

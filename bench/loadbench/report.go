@@ -56,6 +56,14 @@ type ratio struct {
 	RPSRange  [2]float64 `json:"rps_rounds_min_max"`
 	P99Range  [2]float64 `json:"p99_rounds_min_max"`
 	CPURange  [2]float64 `json:"cpu_rounds_min_max"`
+	// The best round of each over the best of the reference (most
+	// requests/s, least CPU per request): on a shared VM other processes
+	// and the host only ever add to a round, and now and then slow the
+	// whole machine by a fifth for a round, the backend's CPU per request
+	// included; medians of a few rounds then depend on which rounds that
+	// hit. Reported beside the medians, not as the goals' figures.
+	RPSBest float64 `json:"rps_best_rounds"`
+	CPUBest float64 `json:"cpu_per_request_best_rounds"`
 }
 
 func newReport(s *settings) *report {
@@ -201,6 +209,25 @@ func (r *report) finish() {
 					rps, p99, cpu = append(rps, x.RPS/y.RPS), append(p99, x.P99/y.P99), append(cpu, x.CPUus/y.CPUus)
 				}
 			}
+			best := func(rs []result, better func(a, b float64) bool, f func(result) float64) float64 {
+				var v float64
+				for _, x := range rs {
+					if x.Error == "" && (v == 0 || better(f(x), v)) {
+						v = f(x)
+					}
+				}
+				return v
+			}
+			more := func(a, b float64) bool { return a > b }
+			less := func(a, b float64) bool { return a < b }
+			rpsOf := func(x result) float64 { return x.RPS }
+			cpuOf := func(x result) float64 { return x.CPUus }
+			if b := best(ref.Rounds, more, rpsOf); b > 0 {
+				q.RPSBest = best(tr.Rounds, more, rpsOf) / b
+			}
+			if b := best(ref.Rounds, less, cpuOf); b > 0 {
+				q.CPUBest = best(tr.Rounds, less, cpuOf) / b
+			}
 			if len(rps) > 0 {
 				q.RPSRange = [2]float64{slices.Min(rps), slices.Max(rps)}
 				q.P99Range = [2]float64{slices.Min(p99), slices.Max(p99)}
@@ -327,6 +354,7 @@ func (r *report) render() string {
 				w("  requests/s    %.2f× %-13s goal >= 0.90: %s\n", q.RPS, rng(q.RPSRange), verdict(q.RPS >= 0.9))
 				w("  p99           %.2f× %-13s goal <= 1.30: %s\n", q.P99, rng(q.P99Range), verdict(q.P99 <= 1.3))
 				w("  CPU/request   %.2f× %-13s goal <= 1.20: %s\n", q.CPU, rng(q.CPURange), verdict(q.CPU <= 1.2))
+				w("  best rounds (interference only adds): requests/s %.2f×, CPU/request %.2f×\n", q.RPSBest, q.CPUBest)
 				tg, ng := mr.byName["tollgate"].Median, mr.byName["nginx"].Median
 				if max(tg.ProxyBusy, tg.ClientBusy) < 0.85 || max(ng.ProxyBusy, ng.ClientBusy) < 0.85 {
 					w("  NOTE: neither the proxy's core nor the client's was saturated (tollgate %s/%s, nginx %s/%s):\n", pct(tg.ProxyBusy), pct(tg.ClientBusy), pct(ng.ProxyBusy), pct(ng.ClientBusy))

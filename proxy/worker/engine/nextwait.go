@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"net"
 	"os"
 	"runtime"
@@ -177,6 +178,11 @@ type waitConn struct {
 	seq   atomic.Uint32 // waits begun
 	seen  uint32        // seq at the sweeper's last look (the sweeper's)
 
+	// Read deadlines, set lazily (SetReadDeadline): the one the server
+	// asked for last, and the one set on the connection (zero: none).
+	rdWant  time.Time
+	rdArmed time.Time
+
 	// writeStep's state for one write.
 	p       []byte
 	n       int
@@ -212,12 +218,54 @@ func ArmNextWait(ctx *fasthttp.RequestCtx, x *Exchange) {
 }
 
 // Read reads the client's next bytes; an arming the answer did not use is
-// dropped (nothing is written between a request's read and its answer).
+// dropped (nothing is written between a request's read and its answer). A
+// read ended by a deadline set on the connection before the one asked for
+// (SetReadDeadline) goes on until that one.
 func (c *waitConn) Read(p []byte) (int, error) {
 	if c.armed {
 		c.armed = false
 	}
-	return c.TCPConn.Read(p)
+	for {
+		n, err := c.TCPConn.Read(p)
+		if n == 0 && err != nil && !c.rdWant.Equal(c.rdArmed) && !c.rdWant.IsZero() &&
+			errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(c.rdWant) {
+			c.rdArmed = c.rdWant
+			if err := c.TCPConn.SetReadDeadline(c.rdWant); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+// lazyDeadline is how far a read deadline may be moved later without
+// setting it on the connection.
+const lazyDeadline = time.Second
+
+// SetReadDeadline sets the read deadline, lazily. fasthttp's server moves
+// it forward twice per request (the idle timeout before the next request,
+// the read timeout once it starts), and each setting costs a runtime timer
+// update and clock reads. While the deadline set on the connection comes
+// first and less than lazyDeadline before the one asked for, only the one
+// asked for is noted: a read the earlier one ends is resumed until the
+// later one (Read), so a read never ends before the deadline asked for,
+// nor after it.
+func (c *waitConn) SetReadDeadline(t time.Time) error {
+	c.rdWant = t
+	if !t.IsZero() && !c.rdArmed.IsZero() && !t.Before(c.rdArmed) && t.Sub(c.rdArmed) < lazyDeadline {
+		return nil
+	}
+	c.rdArmed = t
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// SetDeadline sets both deadlines, the read one as SetReadDeadline does.
+func (c *waitConn) SetDeadline(t time.Time) error {
+	if err := c.TCPConn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 // Write writes p; when p is the flush that ends an armed answer, it returns
@@ -242,6 +290,7 @@ func (c *waitConn) Write(p []byte) (int, error) {
 			runtime.Gosched()
 		}
 		_ = c.TCPConn.SetReadDeadline(time.Time{})
+		c.rdArmed = time.Time{}
 		c.state.Store(waitIdle)
 		c.off = true
 	} else if waitErr != nil && c.written {

@@ -3,10 +3,12 @@ package engine
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,13 @@ import (
 // every second (a busy machine may pause a client for a sweep of 20 ms).
 func nextWaitServer(t *testing.T, sweep time.Duration, handler fasthttp.RequestHandler) (*NextWaitListener, *fasthttp.Server) {
 	t.Helper()
+	return nextWaitServerTimeouts(t, sweep, time.Minute, time.Minute, handler)
+}
+
+// nextWaitServerTimeouts is nextWaitServer with the server's read and idle
+// timeouts.
+func nextWaitServerTimeouts(t *testing.T, sweep, read, idle time.Duration, handler fasthttp.RequestHandler) (*NextWaitListener, *fasthttp.Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +41,7 @@ func nextWaitServer(t *testing.T, sweep time.Duration, handler fasthttp.RequestH
 			handler(ctx)
 			ArmNextWait(ctx, &x)
 		},
-		ReadTimeout: time.Minute, IdleTimeout: time.Minute,
+		ReadTimeout: read, IdleTimeout: idle,
 		StreamRequestBody: true, WriteBufferSize: WriteBufferSize, CloseOnShutdown: true,
 	}
 	go func() { _ = srv.Serve(nl) }()
@@ -142,6 +151,7 @@ func TestNextWaitPipelinedSegment(t *testing.T) {
 	}
 	readAnswer(t, br, "ok /a")
 	readAnswer(t, br, "ok /b")
+	t.Logf("two answers after %v", time.Since(start))
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("two pipelined answers took %v", el)
 	}
@@ -292,5 +302,72 @@ func TestNextWaitShutdown(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the connection is still open after shutdown")
+	}
+}
+
+// The read deadlines fasthttp sets twice per request are set on the
+// connection lazily (SetReadDeadline): a keep-alive connection is still
+// closed at its idle timeout after the last answer, not before (the
+// deadline set on the connection is the first request's, earlier) and not
+// much after.
+func TestNextWaitIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	nl, _ := nextWaitServerTimeouts(t, time.Second, idle, idle, okHandler)
+	c, br := dialNextWait(t, nl)
+	for _, p := range []string{"/a", "/b", "/c"} {
+		time.Sleep(50 * time.Millisecond) // each request moves the deadlines on
+		if _, err := io.WriteString(c, getRequest(p)); err != nil {
+			t.Fatal(err)
+		}
+		readAnswer(t, br, "ok "+p)
+	}
+	last := time.Now()
+	_ = c.SetReadDeadline(last.Add(idle - 100*time.Millisecond))
+	if _, err := br.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("before the idle timeout: %v, want the client's own deadline", err)
+	}
+	_ = c.SetReadDeadline(last.Add(10 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the idle timeout: %v, want EOF", err)
+	}
+	if el := time.Since(last); el < idle-20*time.Millisecond || el > 5*time.Second {
+		t.Errorf("closed %v after the last answer, idle timeout %v", el, idle)
+	}
+}
+
+// A client that trickles a request's headers is cut off at the read
+// timeout, counted from the request's first byte, though the deadline set
+// on the connection is an earlier one.
+func TestNextWaitSlowHeaders(t *testing.T) {
+	const read = 400 * time.Millisecond
+	nl, _ := nextWaitServerTimeouts(t, time.Second, read, time.Minute, okHandler)
+	c, br := dialNextWait(t, nl)
+	if _, err := io.WriteString(c, getRequest("/a")); err != nil {
+		t.Fatal(err)
+	}
+	readAnswer(t, br, "ok /a")
+	time.Sleep(100 * time.Millisecond)
+	first := time.Now()
+	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: example\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+				if _, err := io.WriteString(c, "X-Slow: 1\r\n"); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	// The server answers 408 or closes; either way the connection ends.
+	_, _ = io.Copy(io.Discard, br)
+	if el := time.Since(first); el < read-50*time.Millisecond || el > 5*time.Second {
+		t.Errorf("a trickling request cut off %v after its first byte, read timeout %v", el, read)
 	}
 }

@@ -36,16 +36,11 @@ import (
 // again. The same sweeper ends every wait at once when the server shuts
 // down.
 
-// flushMax is the size of the fasthttp server's write buffer, which
-// NextWaitListener's connections must be told (WriteBufferSize). A write
-// shorter than the buffer is a flush, the last of an answer when the
-// handler armed the connection; a longer one, or one of exactly its size,
-// is the buffer overflowing in the middle of an answer.
-const flushMax = 4096
-
 // WriteBufferSize is the write buffer size the traffic server must use with
-// a NextWaitListener.
-const WriteBufferSize = flushMax
+// a NextWaitListener. A write shorter than the buffer is a flush, the last
+// of an answer when the handler armed the connection; a longer one, or one
+// of exactly its size, is the buffer overflowing in the middle of an answer.
+const WriteBufferSize = 4096
 
 // nextWaitSweep is how often a NextWaitListener looks for waits that last.
 const nextWaitSweep = 50 * time.Millisecond
@@ -71,7 +66,7 @@ type NextWaitListener struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	period   time.Duration
-	kicks    atomic.Int64
+	kicks    atomic.Int64 // waits ended by the sweeper (tests read it)
 }
 
 // NewNextWaitListener wraps l and starts its sweeper.
@@ -100,7 +95,11 @@ func (l *NextWaitListener) Accept() (net.Conn, error) {
 		return c, nil
 	}
 	wc := &waitConn{TCPConn: tc, l: l, rc: rc}
-	wc.step = wc.writeStep
+	wc.wait.bind(func() error {
+		var err error
+		wc.n, err = wc.TCPConn.Write(wc.p)
+		return err
+	})
 	l.mu.Lock()
 	l.conns[wc] = struct{}{}
 	l.mu.Unlock()
@@ -122,9 +121,6 @@ func (l *NextWaitListener) Close() error {
 
 // Stop ends the sweeper; call it once the server has shut down.
 func (l *NextWaitListener) Stop() { l.stopOnce.Do(func() { close(l.stop) }) }
-
-// Kicks is the number of waits the sweeper has ended (for tests).
-func (l *NextWaitListener) Kicks() int64 { return l.kicks.Load() }
 
 // sweep ends waits that lasted a whole period (seen waiting, the same wait,
 // at two sweeps in a row), and every wait once the listener is closed.
@@ -183,12 +179,10 @@ type waitConn struct {
 	rdWant  time.Time
 	rdArmed time.Time
 
-	// writeStep's state for one write.
-	p       []byte
-	n       int
-	err     error
-	written bool
-	step    func(uintptr) bool
+	// The write that ends an armed answer, and what it wrote.
+	wait readWait
+	p    []byte
+	n    int
 }
 
 // ArmNextWait tells the connection of ctx, when it is a NextWaitListener's,
@@ -271,17 +265,18 @@ func (c *waitConn) SetDeadline(t time.Time) error {
 // Write writes p; when p is the flush that ends an armed answer, it returns
 // once the client has sent more, closed, or the wait was ended.
 func (c *waitConn) Write(p []byte) (int, error) {
-	if !c.armed || len(p) >= flushMax {
+	if !c.armed || len(p) >= WriteBufferSize {
 		return c.TCPConn.Write(p)
 	}
 	c.armed = false
 	if c.off || c.l.draining.Load() {
 		return c.TCPConn.Write(p)
 	}
-	c.p, c.n, c.err, c.written = p, 0, nil, false
+	c.p, c.n = p, 0
 	c.seq.Add(1)
 	c.state.Store(waitWaiting)
-	waitErr := c.rc.Read(c.step)
+	wrote, writeErr, waitErr := c.wait.run(c.rc)
+	c.p = nil
 	if !c.state.CompareAndSwap(waitWaiting, waitIdle) {
 		// The sweeper ended the wait: let it finish setting the
 		// deadline, then take the deadline away (the server sets its own
@@ -293,51 +288,16 @@ func (c *waitConn) Write(p []byte) (int, error) {
 		c.rdArmed = time.Time{}
 		c.state.Store(waitIdle)
 		c.off = true
-	} else if waitErr != nil && c.written {
+	} else if waitErr != nil && wrote {
 		// The read deadline passed first: a client that pauses.
 		c.off = true
 	}
-	n, err, written := c.n, c.err, c.written
-	c.p, c.err = nil, nil
-	switch {
-	case !written:
+	if !wrote {
 		// The wait could not start (the read deadline had passed, or the
 		// connection is closed): write as usual.
 		return c.TCPConn.Write(p)
-	case err != nil:
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", err)}
-	case n < len(p):
-		// The socket's buffer was full: the rest as usual, no wait.
-		m, err := c.TCPConn.Write(p[n:])
-		return n + m, err
 	}
-	return n, nil
-}
-
-// writeStep is the function RawConn.Read calls: first it writes c.p (the
-// wait is armed by then), then, called again when the connection is
-// readable, it ends the wait. A write that fails or is short ends it at
-// once.
-func (c *waitConn) writeStep(fd uintptr) bool {
-	if c.written {
-		return true
-	}
-	c.written = true
-	for {
-		n, err := syscall.Write(int(fd), c.p)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			return true // n is 0: Write writes it all as usual
-		}
-		if err != nil {
-			c.err = err
-			return true
-		}
-		c.n = n
-		return n < len(c.p)
-	}
+	return c.n, writeErr
 }
 
 // Close closes the connection and forgets it.

@@ -126,7 +126,7 @@ func TestNextWaitKeepAlive(t *testing.T) {
 	if got := wc.seq.Load(); got != n {
 		t.Errorf("%d answers written by the wait, want %d", got, n)
 	}
-	if k := nl.Kicks(); k != 0 {
+	if k := nl.kicks.Load(); k != 0 {
 		t.Errorf("%d waits ended by the sweeper, want 0", k)
 	}
 }
@@ -155,7 +155,7 @@ func TestNextWaitPipelinedSegment(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("two pipelined answers took %v", el)
 	}
-	if k := nl.Kicks(); k != 1 {
+	if k := nl.kicks.Load(); k != 1 {
 		t.Errorf("%d waits ended by the sweeper, want 1", k)
 	}
 	if !theConn(t, nl).off {
@@ -182,7 +182,7 @@ func TestNextWaitPipelinedTogether(t *testing.T) {
 	if !theConn(t, nl).off {
 		t.Error("waits still on after pipelining")
 	}
-	if k := nl.Kicks(); k != 0 {
+	if k := nl.kicks.Load(); k != 0 {
 		t.Errorf("%d waits ended by the sweeper, want 0", k)
 	}
 }
@@ -203,7 +203,7 @@ func TestNextWaitConnectionClose(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("the close came after %v", el)
 	}
-	if k := nl.Kicks(); k != 0 {
+	if k := nl.kicks.Load(); k != 0 {
 		t.Errorf("%d waits ended by the sweeper, want 0", k)
 	}
 }
@@ -230,7 +230,7 @@ func TestNextWaitLargeAnswer(t *testing.T) {
 		}
 		readAnswer(t, br, step.body)
 	}
-	if k := nl.Kicks(); k != 0 {
+	if k := nl.kicks.Load(); k != 0 {
 		t.Errorf("%d waits ended by the sweeper, want 0", k)
 	}
 }
@@ -263,10 +263,10 @@ func TestNextWaitPause(t *testing.T) {
 	}
 	readAnswer(t, br, "ok /a")
 	deadline := time.Now().Add(5 * time.Second)
-	for nl.Kicks() == 0 && time.Now().Before(deadline) {
+	for nl.kicks.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if k := nl.Kicks(); k != 1 {
+	if k := nl.kicks.Load(); k != 1 {
 		t.Fatalf("%d waits ended by the sweeper, want 1", k)
 	}
 	for _, p := range []string{"/b", "/c"} {

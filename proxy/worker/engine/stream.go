@@ -272,48 +272,72 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 // without reading it. It saves a system call per exchange: Go's net package
 // reads a socket before it waits on it, and right after a request is sent
 // the answer is never there yet, so the reader of the answer's head would
-// first get EAGAIN (bench/README.md, "syscalls/req"). Waiting first is safe
-// because the wait is armed before the request goes out (RawConn.Read
-// clears the connection's read readiness, then calls the function that
-// writes): whatever the target sends in answer arrives after that and wakes
-// the wait, and a connection that fails or closes wakes it too. The answer
-// is then read as usual, at once. writeErr is the write's failure, waitErr
-// the wait's (the read deadline passed, or the connection closed under it).
+// first get EAGAIN (bench/README.md, "syscalls/req"). The answer is then
+// read as usual, at once. writeErr is the write's failure, waitErr the
+// wait's (the read deadline passed, or the connection closed under it).
 func writeThenWait(rc syscall.RawConn, req *fasthttp.Request, bw *bufio.Writer) (writeErr, waitErr error) {
-	w := waiters.Get().(*waiter)
+	w := requestWaits.Get().(*requestWait)
 	w.req, w.bw = req, bw
-	waitErr = rc.Read(w.step)
-	writeErr = w.err
-	*w = waiter{step: w.step}
-	waiters.Put(w)
-	if writeErr != nil {
-		return writeErr, nil
-	}
-	return nil, waitErr
+	_, writeErr, waitErr = w.run(rc)
+	w.req, w.bw = nil, nil
+	requestWaits.Put(w)
+	return writeErr, waitErr
 }
 
-// waiter is writeThenWait's state, pooled with its step function bound
-// (a closure or a method value per exchange would be allocated).
-type waiter struct {
-	req     *fasthttp.Request
-	bw      *bufio.Writer
+// requestWait is writeThenWait's state, pooled with its write bound.
+type requestWait struct {
+	readWait
+	req *fasthttp.Request
+	bw  *bufio.Writer
+}
+
+var requestWaits = sync.Pool{New: func() any {
+	w := &requestWait{}
+	w.bind(func() error { return writeRequest(w.req, w.bw) })
+	return w
+}}
+
+// readWait writes on a connection and then waits until it has something to
+// read, both inside one RawConn.Read: that call clears the connection's
+// read readiness and then calls the function that writes, so the wait is
+// armed before the write goes out and whatever the peer sends in answer,
+// or its close, wakes it. The engine's side of an exchange (writeThenWait)
+// and the client's (nextwait.go) use it. Its function is bound once (a
+// closure or a method value per write would be allocated).
+type readWait struct {
+	write   func() error
 	written bool
 	err     error
 	step    func(uintptr) bool
 }
 
-var waiters = sync.Pool{New: func() any {
-	w := &waiter{}
+// bind sets the write the wait runs.
+func (w *readWait) bind(write func() error) {
+	w.write = write
 	w.step = func(uintptr) bool {
 		if w.written {
 			return true // readable
 		}
 		w.written = true
-		w.err = writeRequest(w.req, w.bw)
+		w.err = w.write()
 		return w.err != nil
 	}
-	return w
-}}
+}
+
+// run writes and waits on rc. wrote reports whether the write ran (it does
+// not when the read deadline had passed or the connection is closed);
+// writeErr is its failure, and then waitErr is nil; waitErr is the wait's
+// failure otherwise.
+func (w *readWait) run(rc syscall.RawConn) (wrote bool, writeErr, waitErr error) {
+	w.written, w.err = false, nil
+	waitErr = rc.Read(w.step)
+	wrote, writeErr = w.written, w.err
+	w.err = nil
+	if writeErr != nil {
+		waitErr = nil
+	}
+	return wrote, writeErr, waitErr
+}
 
 // readResponseHeader reads the final response header, skipping interim
 // (1xx) answers other than 101.
